@@ -1,0 +1,183 @@
+"""The public sending API: ``send_notification`` and its async twin.
+
+Recipients may be a user, a ``Group``, ``EVERYONE``, or any iterable / queryset
+mixing users and groups. "Everyone" and groups become one row per user, written
+with ``bulk_create`` in chunks (no per-user ``save()``): each user then has
+their own read state, seq cursor and unread count, and isolation is a plain
+``WHERE recipient_id = …``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Union
+from urllib.parse import urlsplit
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, router, transaction
+from django.utils import timezone
+
+from .conf import app_settings
+from .models import Level, Notification
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class _Everyone(enum.Enum):
+    EVERYONE = "everyone"
+
+    def __repr__(self) -> str:
+        return "sse_notify.EVERYONE"
+
+
+#: Send to every active user.
+EVERYONE = _Everyone.EVERYONE
+
+Recipients = Union["AbstractBaseUser", Group, _Everyone, Iterable[Union["AbstractBaseUser", Group]]]
+
+TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length or 200
+
+
+def _validate(title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
+    errors: dict[str, str] = {}
+    if not isinstance(title, str) or not title.strip():
+        errors["title"] = "A notification needs a non-empty title."
+    elif len(title) > TITLE_MAX_LENGTH:
+        errors["title"] = f"Title is {len(title)} characters long; the limit is {TITLE_MAX_LENGTH}."
+    if not isinstance(body, str):
+        errors["body"] = f"Body must be a string, not {type(body).__name__}."
+    elif len(body) > app_settings.BODY_MAX_LENGTH:
+        errors["body"] = f"Body is {len(body)} characters long; the limit is {app_settings.BODY_MAX_LENGTH}."
+    if level not in Level.values:
+        errors["level"] = f"Unknown level {level!r}; choose one of {', '.join(map(repr, Level.values))}."
+    if not isinstance(url, str):
+        errors["url"] = f"Link must be a string, not {type(url).__name__}."
+    elif url:
+        message = check_url(url)
+        if message:
+            errors["url"] = message
+    if data is not None:
+        try:
+            encoded = json.dumps(data, cls=DjangoJSONEncoder)
+        except (TypeError, ValueError) as exc:
+            errors["data"] = f"Data must be JSON-serialisable: {exc}."
+        else:
+            if len(encoded.encode()) > app_settings.DATA_MAX_BYTES:
+                errors["data"] = f"Data is over the {app_settings.DATA_MAX_BYTES}-byte limit."
+    if errors:
+        raise ValidationError(errors)
+
+
+def check_url(url: str) -> str | None:
+    """Return why ``url`` may not be a notification link, or None if it may.
+
+    Relative links (``/orders/7/``) and the schemes in ``URL_SCHEMES`` are
+    allowed; ``javascript:``, ``data:`` and protocol-relative ``//host`` are not.
+    """
+    if any(ord(ch) < 33 for ch in url) or "\\" in url:
+        return "Link may not contain spaces, control characters or backslashes."
+    if len(url) > 2000:
+        return "Link is over 2000 characters."
+    parts = urlsplit(url)
+    if not parts.scheme:
+        if url.startswith("//"):
+            return "Protocol-relative links (//host) are not allowed; give the scheme."
+        return None
+    allowed = tuple(app_settings.URL_SCHEMES)
+    if parts.scheme.lower() not in allowed:
+        return f"Link scheme {parts.scheme!r} is not allowed; use one of {', '.join(allowed)} or a relative link."
+    return None
+
+
+def resolve_recipients(recipients: Recipients) -> list[int]:
+    """Return the sorted, distinct primary keys of the users ``recipients`` names."""
+    User = get_user_model()
+    if recipients is EVERYONE:
+        return list(User._default_manager.filter(is_active=True).order_by("pk").values_list("pk", flat=True))
+    if isinstance(recipients, (User, Group)):
+        recipients = [recipients]
+    if isinstance(recipients, models.QuerySet) and recipients.model is User:
+        return sorted(set(recipients.values_list("pk", flat=True)))
+    if isinstance(recipients, (str, bytes)) or not isinstance(recipients, Iterable):
+        raise TypeError(
+            f"recipients must be a user, a Group, EVERYONE or an iterable of them, not {recipients!r}"
+        )
+    user_ids: set[int] = set()
+    group_ids: list[int] = []
+    for item in recipients:
+        if isinstance(item, Group):
+            if item.pk is None:
+                raise ValueError(f"Group {item!r} is not saved.")
+            group_ids.append(item.pk)
+        elif isinstance(item, User):
+            if item.pk is None:
+                raise ValueError(f"User {item!r} is not saved; save it before notifying it.")
+            user_ids.add(item.pk)
+        else:
+            raise TypeError(f"Unsupported recipient {item!r}: expected a user or a Group.")
+    if group_ids:
+        user_ids.update(
+            User._default_manager.filter(groups__in=group_ids, is_active=True).values_list("pk", flat=True)
+        )
+    return sorted(user_ids)
+
+
+def send_notification(
+    recipients: Recipients,
+    title: str,
+    *,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    data: Any = None,
+    actor: AbstractBaseUser | None = None,
+) -> list[Notification]:
+    """Create one notification per recipient and push it to their open streams.
+
+    All or nothing: invalid input raises ``ValidationError`` (or ``TypeError`` /
+    ``ValueError`` for unusable recipients) and writes nothing. Rows are
+    published after the surrounding transaction commits; a rollback sends nothing.
+    """
+    _validate(title, body, level, url, data)
+    if actor is not None and actor.pk is None:
+        raise ValueError(f"Actor {actor!r} is not saved.")
+    user_ids = resolve_recipients(recipients)
+    if not user_ids:
+        return []
+    now = timezone.now()
+    common = {
+        "title": title,
+        "body": body,
+        "level": level,
+        "url": url,
+        "data": data,
+        "actor": actor,
+        "created_at": now,
+    }
+    objs = [Notification(recipient_id=uid, **common) for uid in user_ids]
+    using = router.db_for_write(Notification)
+    with transaction.atomic(using=using):
+        return Notification.objects.using(using).bulk_create(objs, batch_size=500)
+
+
+async def asend_notification(
+    recipients: Recipients,
+    title: str,
+    *,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    data: Any = None,
+    actor: AbstractBaseUser | None = None,
+) -> list[Notification]:
+    """Async twin of :func:`send_notification`."""
+    return await sync_to_async(send_notification)(
+        recipients, title, body=body, level=level, url=url, data=data, actor=actor
+    )

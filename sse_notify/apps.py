@@ -1,0 +1,20 @@
+from django.apps import AppConfig
+from django.core import checks
+from django.db.models.signals import post_delete
+
+
+class SseNotifyConfig(AppConfig):
+    name = "sse_notify"
+    verbose_name = "Notifications"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks as sse_checks
+        from .models import Notification
+        from .receivers import unread_deleted
+        from .signals import handle_notify, notify
+
+        checks.register(sse_checks.check_settings)
+        checks.register(sse_checks.check_channel_layer)
+        notify.connect(handle_notify, dispatch_uid="sse_notify.notify")
+        post_delete.connect(unread_deleted, sender=Notification, dispatch_uid="sse_notify.unread_deleted")

@@ -1,0 +1,102 @@
+"""Database access for streams and the hub, on a small fixed pool of threads.
+
+Django's async ORM runs each request's queries in that request's own thread,
+and a connection opened there stays open until the request ends, which for a
+stream means hours. 10,000 streams would hold 10,000 connections. Instead all
+stream and hub queries run here, on ``DB_THREADS`` threads whose connections
+are reused: a process holds at most that many connections for all its streams.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
+
+from .conf import app_settings
+
+logger = logging.getLogger("sse_notify")
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+_last_error_log = 0.0
+
+
+def _get_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=max(1, int(app_settings.DB_THREADS)), thread_name_prefix="sse_notify-db"
+            )
+        return _executor
+
+
+def _close_broken() -> None:
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close()
+
+
+def _call(fn: Callable[..., T], *args: Any) -> T:
+    try:
+        return fn(*args)
+    except (OperationalError, InterfaceError):
+        # A connection that died (database restarted) is reopened once.
+        _close_broken()
+        return fn(*args)
+
+
+async def run(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` on the shared database threads."""
+    return await sync_to_async(_call, thread_sensitive=False, executor=_get_executor())(fn, *args)
+
+
+def log_error(what: str, exc: BaseException) -> None:
+    """Log a database failure once per 10 s per process: no traceback storm in an outage."""
+    global _last_error_log
+    now = time.monotonic()
+    if now - _last_error_log >= 10.0:
+        _last_error_log = now
+        logger.warning("sse_notify: %s failed: %s: %s", what, type(exc).__name__, exc)
+
+
+def close_request_connections() -> None:
+    """Close connections the current (request) thread opened, outside transactions.
+
+    Middleware (session, auth) may have opened one in the request's own thread;
+    a stream would otherwise pin it for its whole life.
+    """
+    _close_broken()
+
+
+def shutdown() -> None:
+    """Close the pool's connections and stop its threads (tests, graceful exit)."""
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is None:
+        return
+    workers = len(getattr(executor, "_threads", ())) or 1
+    barrier = threading.Barrier(workers, timeout=5)
+
+    def close_here() -> None:
+        connections.close_all()
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+
+    for _ in range(workers):
+        executor.submit(close_here)
+    executor.shutdown(wait=True)
+
+
+__all__ = ["DatabaseError", "close_request_connections", "log_error", "run", "shutdown"]

@@ -1,0 +1,56 @@
+"""The stream's events: names, payloads and their SSE frames.
+
+Event kinds (the ``event:`` field):
+
+``ready``         first event of every stream: ``{"cursor": N, "unread": n}``.
+``notification``  ``id:`` is the recipient's seq (the resume cursor); data is the
+                  notification plus the user's unread count after it.
+``read``          read state changed elsewhere (another tab or device):
+                  ``{"ids": [...] | null (all), "read": bool, "unread": n}``. No ``id:``,
+                  so it never moves the browser's Last-Event-ID.
+``reset``         the client's list is stale (cursor unknown, expired or too far
+                  behind): reload it. ``id:`` moves the cursor to the present.
+
+A send to many users shares everything but ``id``, ``seq`` and ``unread``; the
+shared part is JSON-encoded once per send and spliced into each user's frame.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+
+from .sse import encode_comment, encode_event
+
+HEARTBEAT = encode_comment("ping")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder)
+
+
+def encode_common(fields: dict[str, Any]) -> str:
+    """Encode the shared fields as a JSON object body without its braces."""
+    return dumps(fields)[1:-1]
+
+
+def notification_frame(common: str, pk: int, seq: int, unread: int) -> bytes:
+    # json.dumps never emits a raw CR or LF, so the data is one line and safe to splice.
+    data = f'{{"id":{pk:d},"seq":{seq:d},"unread":{unread:d},{common}}}'
+    return f"id: {seq:d}\nevent: notification\ndata: {data}\n\n".encode()
+
+
+def ready_frame(cursor: int, unread: int, retry_ms: int) -> bytes:
+    return encode_event(dumps({"cursor": cursor, "unread": unread}), event="ready", retry=retry_ms)
+
+
+def read_frame(ids: list[int] | None, read: bool, unread: int) -> bytes:
+    return encode_event(dumps({"ids": ids, "read": read, "unread": unread}), event="read")
+
+
+def reset_frame(cursor: int, unread: int, reason: str) -> bytes:
+    return encode_event(
+        dumps({"cursor": cursor, "unread": unread, "reason": reason}), event="reset", id=str(cursor)
+    )

@@ -1,0 +1,337 @@
+"""The per-process hub: one channel-layer subscription for all local streams.
+
+Every open stream registers a ``Subscription`` (a bounded queue) with the hub of
+its event loop. The hub owns a single layer channel, is a member of the
+broadcast group and of the group of each user it holds a stream for, runs one
+long-lived ``receive()`` and hands each message to the queues it concerns.
+Measured: a layer channel per connection is 7-10x slower, and the in-memory
+layer stops delivering at a few thousand of them.
+
+Deliberate choices (do not "fix"):
+
+- ``receive()`` is never cancelled to time anything: on the Redis pub/sub
+  layer a cancelled receive unsubscribes and loses messages. Streams time
+  their heartbeats on their own queues.
+- A full queue does not block the hub or drop silently: the subscription is
+  marked ``behind`` and its stream catches up from the database.
+- Every ``POLL_INTERVAL`` the hub asks the database for the latest seq of
+  each local user (one query per 900 users) and nudges streams that are
+  behind. That bounds the delay of anything the layer never delivered: a
+  sender in another process on the in-memory layer, a dropped message, Redis
+  restarting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from .conf import app_settings
+from .events import notification_frame, read_frame
+from .publish import BROADCAST_GROUP, DELIVER, READ, get_layer, user_group
+
+logger = logging.getLogger("sse_notify")
+
+#: Queue item telling a stream to check the database.
+SYNC: tuple[None, None] = (None, None)
+Item = tuple[int | None, bytes | None]
+
+
+class StreamLimitExceeded(Exception):
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+class Subscription:
+    """One open stream's mailbox. ``cursor`` is the last seq its client was sent."""
+
+    __slots__ = ("user_id", "ip", "queue", "cursor", "behind", "_hub", "__weakref__")
+
+    def __init__(self, hub: Hub, user_id: int, ip: str | None, size: int) -> None:
+        self._hub: Hub | None = hub
+        self.user_id = user_id
+        self.ip = ip
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(1, size))
+        self.cursor = 0
+        self.behind = False
+
+    def offer(self, item: Item) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            # The stream is busy or its client slow: it will read what it missed
+            # from the database once it drains the queue.
+            self.behind = True
+
+    def close(self) -> None:
+        """Leave the hub. Idempotent; safe from ``finally`` during cancellation."""
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            hub._remove(self)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.users: dict[int, set[Subscription]] = {}
+        self.per_ip: Counter[str] = Counter()
+        self.count = 0
+        self.layer: Any = None
+        self.channel: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._membership: dict[int, asyncio.Task[Any]] = {}
+        self._started: asyncio.Task[None] | None = None
+        self._layer_ok = True
+
+    # -- streams -------------------------------------------------------------
+
+    async def subscribe(self, user_id: int, ip: str | None = None) -> Subscription:
+        """Register a stream; raise ``StreamLimitExceeded`` past a configured cap."""
+        limit = app_settings.MAX_STREAMS
+        if limit is not None and self.count >= limit:
+            raise StreamLimitExceeded(503, "server_busy", "This server holds its maximum of streams.")
+        limit = app_settings.MAX_STREAMS_PER_USER
+        if limit is not None and len(self.users.get(user_id, ())) >= limit:
+            raise StreamLimitExceeded(
+                429, "too_many_streams", f"At most {limit} simultaneous streams per user; close one."
+            )
+        limit = app_settings.MAX_STREAMS_PER_IP
+        if ip and limit is not None and self.per_ip[ip] >= limit:
+            raise StreamLimitExceeded(429, "too_many_streams", f"At most {limit} simultaneous streams per address.")
+        await self._ensure_started()
+        sub = Subscription(self, user_id, ip, app_settings.QUEUE_SIZE)
+        subs = self.users.setdefault(user_id, set())
+        first = not subs
+        subs.add(sub)
+        self.count += 1
+        if ip:
+            self.per_ip[ip] += 1
+        if first and self.layer is not None:
+            joined = self._member_op(user_id, self._join_user)
+            # Wait (without cancelling it) so live messages reach this stream from
+            # the start; a slow or dead layer is covered by the database poll.
+            await asyncio.wait((joined,), timeout=app_settings.PUBLISH_TIMEOUT)
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        subs = self.users.get(sub.user_id)
+        if not subs or sub not in subs:
+            return
+        subs.discard(sub)
+        self.count -= 1
+        if sub.ip:
+            self.per_ip[sub.ip] -= 1
+            if self.per_ip[sub.ip] <= 0:
+                del self.per_ip[sub.ip]
+        if not subs:
+            del self.users[sub.user_id]
+            if self.layer is not None:
+                self._member_op(sub.user_id, self._leave_user)
+
+    def streams_of(self, user_id: int) -> int:
+        return len(self.users.get(user_id, ()))
+
+    # -- dispatch ------------------------------------------------------------
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        users = self.users
+        if kind == DELIVER:
+            common = message["common"]
+            for uid, pk, seq, unread in message["items"]:
+                subs = users.get(uid)
+                if subs:
+                    item = (seq, notification_frame(common, pk, seq, unread))
+                    for sub in subs:
+                        sub.offer(item)
+        elif kind == READ:
+            for uid, unread, ids in message["users"]:
+                subs = users.get(uid)
+                if subs:
+                    item = (None, read_frame(ids, message["read"], unread))
+                    for sub in subs:
+                        sub.offer(item)
+        else:
+            logger.debug("sse_notify: hub ignored message of type %r", kind)
+
+    def nudge(self, user_ids: Any = None) -> None:
+        """Tell streams (of ``user_ids``, or all) to check the database."""
+        targets = self.users if user_ids is None else {u: self.users[u] for u in user_ids if u in self.users}
+        for subs in targets.values():
+            for sub in subs:
+                sub.offer(SYNC)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def _ensure_started(self) -> None:
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._started)
+
+    async def _start(self) -> None:
+        self.layer = get_layer()
+        if self.layer is not None:
+            try:
+                self.channel = await self.layer.new_channel("sse_notify.hub.")
+                await asyncio.wait_for(self.layer.group_add(BROADCAST_GROUP, self.channel), app_settings.PUBLISH_TIMEOUT)
+            except Exception as exc:
+                self._layer_ok = False
+                logger.warning("sse_notify: channel layer unavailable at start (%s); using the database", exc)
+            if self.channel is not None:
+                self._spawn(self._receive_loop())
+        self._spawn(self._poll_loop())
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def aclose(self) -> None:
+        """Stop the hub's tasks and leave its groups (tests, shutdown)."""
+        for task in list(self._tasks) + list(self._membership.values()):
+            task.cancel()
+        for task in list(self._tasks) + list(self._membership.values()):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.layer is not None and self.channel is not None:
+            for group in [BROADCAST_GROUP, *(user_group(u) for u in self.users)]:
+                try:
+                    await asyncio.wait_for(self.layer.group_discard(group, self.channel), 1.0)
+                except Exception:
+                    pass
+        self.users.clear()
+        self.per_ip.clear()
+        self.count = 0
+        self._started = None
+
+    # -- group membership --------------------------------------------------------
+
+    def _member_op(self, user_id: int, op: Callable[[int], Coroutine[Any, Any, None]]) -> asyncio.Task[Any]:
+        """Run joins and leaves of one user's group in order, never concurrently."""
+        previous = self._membership.get(user_id)
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            await op(user_id)
+
+        task = asyncio.ensure_future(run())
+        self._membership[user_id] = task
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if self._membership.get(user_id) is t:
+                del self._membership[user_id]
+            if not t.cancelled() and t.exception() is not None:
+                logger.warning("sse_notify: group membership change failed: %s", t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def _join_user(self, user_id: int) -> None:
+        if user_id in self.users and self.channel is not None:
+            await self.layer.group_add(user_group(user_id), self.channel)
+
+    async def _leave_user(self, user_id: int) -> None:
+        if user_id not in self.users and self.channel is not None:
+            await self.layer.group_discard(user_group(user_id), self.channel)
+
+    async def _rejoin_all(self) -> None:
+        assert self.channel is not None
+        await self.layer.group_add(BROADCAST_GROUP, self.channel)
+        for uid in list(self.users):
+            await self.layer.group_add(user_group(uid), self.channel)
+
+    # -- background loops --------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        assert self.channel is not None
+        backoff = 0.1
+        while True:
+            if not self._layer_ok:
+                try:
+                    # The layer may have restarted empty (Redis keeps no groups): join again.
+                    await asyncio.wait_for(self._rejoin_all(), app_settings.PUBLISH_TIMEOUT * 2)
+                except Exception:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                self._layer_ok = True
+                backoff = 0.1
+                logger.warning("sse_notify: channel layer is back; live delivery resumed")
+                self.nudge()
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._layer_ok = False
+                logger.warning(
+                    "sse_notify: channel layer receive failed (%s: %s); streams fall back to the database",
+                    type(exc).__name__,
+                    exc,
+                )
+                await asyncio.sleep(backoff)
+                continue
+            try:
+                self.dispatch(message)
+            except Exception:
+                logger.exception("sse_notify: could not dispatch a layer message")
+
+    async def _poll_loop(self) -> None:
+        from . import db
+        from .models import Inbox
+
+        def latest(user_ids: list[int]) -> list[tuple[int, int]]:
+            rows: list[tuple[int, int]] = []
+            for start in range(0, len(user_ids), 900):
+                chunk = user_ids[start : start + 900]
+                rows.extend(Inbox.objects.filter(user_id__in=chunk).values_list("user_id", "last_seq"))
+            return rows
+
+        polls = 0
+        while True:
+            await asyncio.sleep(float(app_settings.POLL_INTERVAL))
+            polls += 1
+            if not self.users:
+                continue
+            try:
+                rows = await db.run(latest, list(self.users))
+            except Exception as exc:
+                db.log_error("polling for new notifications", exc)
+                continue
+            for uid, last_seq in rows:
+                for sub in self.users.get(uid, ()):
+                    if sub.cursor < last_seq:
+                        sub.offer(SYNC)
+            if self.channel is not None and self._layer_ok and polls % 600 == 0:
+                # channels-redis forgets group members after group_expiry (24 h).
+                try:
+                    await asyncio.wait_for(self._rejoin_all(), app_settings.PUBLISH_TIMEOUT * 2)
+                except Exception as exc:
+                    logger.warning("sse_notify: refreshing group membership failed: %s", exc)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (one per process under Daphne)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub
+
+
+async def reset_hub() -> None:
+    """Close and forget this loop's hub (for tests)."""
+    hub = _hubs.pop(asyncio.get_running_loop(), None)
+    if hub is not None:
+        await hub.aclose()

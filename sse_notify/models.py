@@ -1,0 +1,275 @@
+"""The notification queue: the database is the source of truth.
+
+The cursor a client resumes from is ``Notification.seq``, a per-recipient
+sequence number. It is allocated while holding a lock on the recipient's
+``Inbox`` row, inside the sending transaction, so for one user *commit order is
+sequence order*: a client that has seen seq 11 can never later find a committed
+seq 10. (A plain auto-increment id lacks that property: two transactions may
+commit out of id order.) Rolled-back sends roll the counter back too, so one
+user's committed sequence numbers have no gaps, which lets a stream notice a
+message the channel layer dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, router, transaction
+from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+# SQLite before 3.32 allowed 999 variables a statement; stay under it everywhere.
+CHUNK = 900
+
+
+def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Level(models.TextChoices):
+    INFO = "info", _("Info")
+    SUCCESS = "success", _("Success")
+    WARNING = "warning", _("Warning")
+    ERROR = "error", _("Error")
+
+
+class Inbox(models.Model):
+    """Per-user state: the sequence counter (the lock that orders sends) and counts."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="sse_notify_inbox",
+    )
+    last_seq = models.PositiveBigIntegerField(default=0)
+    unread = models.PositiveIntegerField(default=0)
+    # Highest seq removed by pruning: a client resuming from below it has a stale list.
+    pruned_seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("inbox")
+        verbose_name_plural = _("inboxes")
+
+    def __str__(self) -> str:
+        return f"inbox of user {self.user_id}"
+
+
+def allocate_seqs(user_ids: Sequence[int], using: str) -> dict[int, tuple[int, int]]:
+    """Reserve the next seq for each user; return ``{user_id: (seq, unread_after)}``.
+
+    Must run inside the sending transaction: the inbox rows stay locked until it
+    commits, which is what makes per-user commit order equal seq order. Rows
+    are locked in user-id order so concurrent multi-user sends cannot deadlock.
+    """
+    allocated: dict[int, tuple[int, int]] = {}
+    inboxes = Inbox.objects.using(using)
+    for chunk in chunked(sorted(set(user_ids))):
+        # Starting with a write also takes SQLite's write lock up front.
+        inboxes.bulk_create([Inbox(user_id=uid) for uid in chunk], ignore_conflicts=True)
+        list(inboxes.select_for_update().filter(user_id__in=chunk).order_by("user_id").values_list("pk"))
+        inboxes.filter(user_id__in=chunk).update(last_seq=F("last_seq") + 1, unread=F("unread") + 1)
+        for uid, seq, unread in inboxes.filter(user_id__in=chunk).values_list("user_id", "last_seq", "unread"):
+            allocated[uid] = (seq, unread)
+    return allocated
+
+
+def recount_unread(user_ids: Iterable[int], using: str) -> dict[int, int]:
+    """Set each inbox's unread count from the notifications themselves; return them."""
+    ids = sorted(set(user_ids))
+    unread = (
+        Notification.objects.using(using)
+        .filter(recipient_id=OuterRef("user_id"), read_at__isnull=True)
+        .order_by()
+        .values("recipient_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    counts: dict[int, int] = {}
+    for chunk in chunked(ids):
+        inboxes = Inbox.objects.using(using).filter(user_id__in=chunk)
+        inboxes.update(unread=Coalesce(Subquery(unread), Value(0)))
+        counts.update(inboxes.values_list("user_id", "unread"))
+    return {uid: counts.get(uid, 0) for uid in ids}
+
+
+class NotificationQuerySet(models.QuerySet["Notification"]):
+    def for_user(self, user: AbstractBaseUser | AnonymousUser) -> NotificationQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(recipient_id=user.pk)
+
+    def unread(self) -> NotificationQuerySet:
+        return self.filter(read_at__isnull=True)
+
+    def read(self) -> NotificationQuerySet:
+        return self.filter(read_at__isnull=False)
+
+    def unread_count(self) -> int:
+        return self.unread().count()
+
+    def after(self, seq: int) -> NotificationQuerySet:
+        """What a client resuming from ``seq`` has not seen (the replay query)."""
+        return self.filter(seq__gt=seq).order_by("seq")
+
+    def mark_read(self) -> int:
+        """Mark every unread notification here read in one UPDATE; return how many.
+
+        Recipients' other tabs and devices are told after commit.
+        """
+        return self._set_read(timezone.now())
+
+    def mark_unread(self) -> int:
+        return self._set_read(None)
+
+    def _set_read(self, when: Any) -> int:
+        from . import publish
+
+        target = self.filter(read_at__isnull=True) if when else self.filter(read_at__isnull=False)
+        using = self.db
+        with transaction.atomic(using=using):
+            pairs = list(target.order_by().values_list("recipient_id", "pk"))
+            if not pairs:
+                return 0
+            changed = 0
+            for chunk in chunked([pk for _, pk in pairs]):
+                changed += Notification.objects.using(using).filter(pk__in=chunk).update(read_at=when)
+            by_user: dict[int, list[int]] = {}
+            for uid, pk in pairs:
+                by_user.setdefault(uid, []).append(pk)
+            counts = recount_unread(by_user, using)
+            transaction.on_commit(
+                lambda: publish.publish_read(
+                    {uid: (counts[uid], ids) for uid, ids in by_user.items()}, read=when is not None
+                ),
+                using=using,
+                robust=True,
+            )
+        return changed
+
+    def bulk_create(self, objs: Iterable[Notification], *args: Any, **kwargs: Any) -> list[Notification]:
+        """Create notifications the one correct way: seq allocated, published after commit.
+
+        Every path that creates notifications (``send_notification``, the signal,
+        the admin, direct use of the manager) comes through here, so none can
+        skip the cursor or the push. ``post_save`` is not involved.
+        """
+        from . import publish
+
+        objs = list(objs)
+        if not objs:
+            return objs
+        using = self.db
+        with transaction.atomic(using=using, savepoint=False):
+            need = [o for o in objs if not o.seq]
+            # One seq per notification: a user named twice gets two consecutive seqs.
+            remaining = list(need)
+            while remaining:
+                batch, rest, seen = [], [], set()
+                for obj in remaining:
+                    (rest if obj.recipient_id in seen else batch).append(obj)
+                    seen.add(obj.recipient_id)
+                seqs = allocate_seqs([o.recipient_id for o in batch], using)
+                for obj in batch:
+                    obj.seq, unread = seqs[obj.recipient_id]
+                    obj._unread_after = unread  # type: ignore[attr-defined]
+                remaining = rest
+            created = super().bulk_create(objs, *args, **kwargs)
+            transaction.on_commit(lambda: publish.publish_created(created), using=using, robust=True)
+        return created
+
+
+class NotificationManager(models.Manager.from_queryset(NotificationQuerySet)):  # type: ignore[misc]
+    pass
+
+
+class Notification(models.Model):
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="sse_notifications",
+        verbose_name=_("recipient"),
+    )
+    seq = models.PositiveBigIntegerField(
+        _("sequence"), editable=False, help_text=_("Per-recipient position; the stream's resume cursor.")
+    )
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("body"), blank=True)
+    level = models.CharField(_("level"), max_length=10, choices=Level.choices, default=Level.INFO)
+    url = models.CharField(_("link"), max_length=2000, blank=True)
+    data = models.JSONField(_("data"), null=True, blank=True, encoder=DjangoJSONEncoder)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+
+    objects = NotificationManager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        constraints = [
+            # Also the index for the replay query (recipient, seq > cursor).
+            models.UniqueConstraint(fields=["recipient", "seq"], name="sse_notify_recipient_seq"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["recipient", "seq"],
+                condition=Q(read_at__isnull=True),
+                name="sse_notify_unread",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and not self.seq:
+            # A new row made with save() (e.g. the admin's add form) takes the same
+            # path as a bulk send: seq under lock, publish after commit.
+            using = kwargs.get("using") or router.db_for_write(Notification, instance=self)
+            Notification.objects.using(using).bulk_create([self])
+            self._state.adding = False
+            return
+        super().save(*args, **kwargs)
+
+    def common_fields(self) -> dict[str, Any]:
+        """The payload shared by every recipient of one send (no per-user fields)."""
+        return {
+            "title": self.title,
+            "body": self.body,
+            "level": self.level,
+            "url": self.url,
+            "data": self.data,
+            "created": self.created_at.isoformat(),
+            "actor": str(self.actor) if self.actor_id and self.actor else None,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape used by the list endpoint (the stream adds ``unread``)."""
+        return {
+            "id": self.pk,
+            "seq": self.seq,
+            **self.common_fields(),
+            "read": self.is_read,
+        }

@@ -1,0 +1,121 @@
+"""After-commit publishing to the channel layer: the fast path, never the truth.
+
+Each process's hub is in the broadcast group and in the group of every user it
+has a stream for. A send to a few users goes to their groups; a send to many
+goes once to the broadcast group carrying the per-user ids, and every hub keeps
+only the users it serves, so a broadcast crosses the layer once per process.
+
+Failure here is logged, never raised: the rows are committed and the hubs'
+database poll delivers them (see ``POLL_INTERVAL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+
+from .conf import app_settings
+from .events import encode_common
+
+if TYPE_CHECKING:
+    from .models import Notification
+
+logger = logging.getLogger("sse_notify")
+
+BROADCAST_GROUP = "sse_notify.broadcast"
+DELIVER = "sse_notify.deliver"
+READ = "sse_notify.read"
+
+
+def user_group(user_id: int) -> str:
+    return f"sse_notify.user.{int(user_id)}"
+
+
+def get_layer() -> Any:
+    from channels.layers import get_channel_layer
+
+    try:
+        return get_channel_layer(app_settings.CHANNEL_LAYER)
+    except Exception:  # a misconfigured layer is reported by the system checks
+        logger.warning("sse_notify: channel layer %r unusable", app_settings.CHANNEL_LAYER, exc_info=True)
+        return None
+
+
+def deliver_messages(notifications: Iterable[Notification]) -> list[dict[str, Any]]:
+    """Group notifications by their shared content: one message per distinct send."""
+    by_common: dict[str, list[list[int]]] = {}
+    for n in notifications:
+        common = encode_common(n.common_fields())
+        unread = getattr(n, "_unread_after", 0)
+        by_common.setdefault(common, []).append([n.recipient_id, n.pk, n.seq, unread])
+    return [{"type": DELIVER, "common": common, "items": items} for common, items in by_common.items()]
+
+
+def _targets(message: dict[str, Any], users: Iterable[int]) -> list[tuple[str, dict[str, Any]]]:
+    users = sorted(set(users))
+    if len(users) > app_settings.GROUP_SEND_THRESHOLD:
+        return [(BROADCAST_GROUP, message)]
+    if len(users) == 1:
+        return [(user_group(users[0]), message)]
+    key = "items" if message["type"] == DELIVER else "users"
+    return [
+        (user_group(uid), {**message, key: [item for item in message[key] if item[0] == uid]})
+        for uid in users
+    ]
+
+
+async def _send_all(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
+    async def _go() -> None:
+        for group, message in sends:
+            await layer.group_send(group, message)
+
+    await asyncio.wait_for(_go(), app_settings.PUBLISH_TIMEOUT)
+
+
+def _publish(sends: list[tuple[str, dict[str, Any]]]) -> None:
+    if not sends:
+        return
+    layer = get_layer()
+    if layer is None:
+        logger.warning("sse_notify: no channel layer; streams will find new notifications in the database")
+        return
+    try:
+        async_to_sync(_send_all)(layer, sends)
+    except Exception as exc:
+        logger.warning(
+            "sse_notify: publish to channel layer failed (%s: %s); streams will find the notifications "
+            "in the database",
+            type(exc).__name__,
+            exc,
+        )
+
+
+def publish_created(notifications: list[Notification]) -> None:
+    """Called on commit: wake the recipients' streams, then tell integrators."""
+    from .signals import notification_sent
+
+    sends: list[tuple[str, dict[str, Any]]] = []
+    for message in deliver_messages(notifications):
+        sends.extend(_targets(message, (item[0] for item in message["items"])))
+    _publish(sends)
+    for receiver, result in notification_sent.send_robust(
+        sender=notifications[0].__class__, notifications=notifications
+    ):
+        if isinstance(result, Exception):
+            logger.error(
+                "sse_notify: notification_sent receiver %r failed", receiver, exc_info=result
+            )
+
+
+def publish_read(changes: Mapping[int, tuple[int, list[int] | None]], *, read: bool) -> None:
+    """Called on commit of a read-state change: ``{user_id: (unread, ids or None)}``."""
+    message = {
+        "type": READ,
+        "read": read,
+        "users": [[uid, unread, ids] for uid, (unread, ids) in changes.items()],
+    }
+    _publish(_targets(message, changes))

@@ -1,0 +1,218 @@
+"""The stream: an async view that sends one user's notifications as SSE.
+
+Order of work on connect: register with the hub (so live messages queue up),
+read the user's state and missed notifications from the database, send them,
+then go live. Live messages carry per-user seqs with no gaps, so a queued
+message at or below the cursor is a duplicate of the replay (skipped) and one
+beyond ``cursor + 1`` reveals a loss (the stream reads the database). Either
+way each notification reaches the client exactly once, in seq order.
+
+Deliberate choices:
+
+- The user comes from the session only; no request parameter selects whose
+  stream this is.
+- Heartbeats are timed on the stream's own queue with ``asyncio.wait``; the
+  pending ``get()`` is reused across heartbeats, not cancelled.
+- Streams end after ``MAX_STREAM_LIFETIME`` or ``MAX_STREAM_BYTES`` sent: the
+  browser reconnects with ``Last-Event-ID`` and replays. That bounds what a
+  client that stops reading can make Daphne buffer (Daphne has no
+  backpressure) and lets deploys and permission changes take effect.
+- No ``Connection`` header (forbidden in HTTP/2); an empty
+  ``Content-Encoding`` keeps GZipMiddleware from buffering the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.http import require_GET
+
+from . import db
+from .conf import app_settings
+from .cors import cors_headers
+from .cursor import parse_cursor
+from .events import HEARTBEAT, encode_common, notification_frame, ready_frame, reset_frame
+from .hub import SYNC, StreamLimitExceeded, Subscription, get_hub
+from .models import Inbox, Notification
+
+logger = logging.getLogger("sse_notify")
+
+CATCH_UP_PAGE = 500
+MAX_BATCH = 512
+
+
+def _frames(rows: list[Notification], unread: int) -> list[tuple[int, bytes]]:
+    return [(n.seq, notification_frame(encode_common(n.common_fields()), n.pk, n.seq, unread)) for n in rows]
+
+
+def _unread(user_id: int) -> int:
+    return Notification.objects.filter(recipient_id=user_id, read_at__isnull=True).count()
+
+
+def connect_state(user_id: int, cursor: int | None, invalid: bool) -> dict[str, Any]:
+    """Everything a stream needs on connect, in one trip to the database threads."""
+    last_seq, pruned_seq = Inbox.objects.filter(user_id=user_id).values_list("last_seq", "pruned_seq").first() or (0, 0)
+    unread = _unread(user_id)
+    reason = None
+    if invalid:
+        reason = "invalid_cursor"
+    elif cursor is not None and cursor > last_seq:
+        reason = "unknown_cursor"
+    elif cursor is not None and cursor < pruned_seq:
+        reason = "expired"
+    elif cursor is not None and last_seq - cursor > app_settings.REPLAY_LIMIT:
+        reason = "too_far_behind"
+    if cursor is None or reason is not None:
+        return {"cursor": last_seq, "unread": unread, "reset": reason, "frames": []}
+    rows = list(
+        Notification.objects.filter(recipient_id=user_id).after(cursor).select_related("actor")[: app_settings.REPLAY_LIMIT]
+    )
+    return {"cursor": cursor, "unread": unread, "reset": None, "frames": _frames(rows, unread)}
+
+
+def catch_up(user_id: int, cursor: int) -> list[tuple[int, bytes]]:
+    rows = list(
+        Notification.objects.filter(recipient_id=user_id).after(cursor).select_related("actor")[:CATCH_UP_PAGE]
+    )
+    return _frames(rows, _unread(user_id)) if rows else []
+
+
+async def event_stream(sub: Subscription, raw_cursor: str | None) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    get_task: asyncio.Task[Any] | None = None
+    try:
+        # Whatever middleware opened in this request's own thread is released now.
+        await sync_to_async(db.close_request_connections, thread_sensitive=True)()
+        cursor = parse_cursor(raw_cursor)
+        invalid = raw_cursor is not None and raw_cursor != "" and cursor is None
+        if invalid:
+            logger.info("sse_notify: user %s sent an invalid cursor %r; starting from the present", sub.user_id, raw_cursor[:40])
+        try:
+            state = await db.run(connect_state, sub.user_id, cursor, invalid)
+        except Exception as exc:
+            db.log_error("stream connect", exc)
+            return  # the client reconnects and replays once the database is back
+        cursor = state["cursor"]
+        head = [ready_frame(cursor, state["unread"], int(app_settings.RETRY_MS))]
+        if state["reset"]:
+            if state["reset"] not in ("invalid_cursor",):
+                logger.info("sse_notify: user %s cursor %s: %s", sub.user_id, raw_cursor, state["reset"])
+            head.append(reset_frame(cursor, state["unread"], state["reset"]))
+        for seq, frame in state["frames"]:
+            head.append(frame)
+            cursor = seq
+        sub.cursor = cursor
+        sent = sum(map(len, head))
+        yield b"".join(head)
+
+        lifetime = float(app_settings.MAX_STREAM_LIFETIME) * random.uniform(0.9, 1.0)
+        deadline = loop.time() + lifetime
+        heartbeat = float(app_settings.HEARTBEAT)
+        max_bytes = app_settings.MAX_STREAM_BYTES
+        while True:
+            need_db = sub.behind
+            out: list[bytes] = []
+            if not need_db:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                if get_task is None:
+                    get_task = asyncio.ensure_future(sub.queue.get())
+                done, _ = await asyncio.wait((get_task,), timeout=min(heartbeat, remaining))
+                if not done:
+                    if loop.time() >= deadline:
+                        return
+                    yield HEARTBEAT
+                    continue
+                items = [get_task.result()]
+                get_task = None
+                while len(items) < MAX_BATCH:
+                    try:
+                        items.append(sub.queue.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
+                for item in items:
+                    seq, frame = item
+                    if item == SYNC:
+                        need_db = True
+                    elif seq is None:
+                        out.append(frame)  # type: ignore[arg-type]
+                    elif seq <= cursor:
+                        continue  # already sent (replay seam, catch-up, other path)
+                    elif seq == cursor + 1 and not need_db:
+                        out.append(frame)  # type: ignore[arg-type]
+                        cursor = seq
+                    else:
+                        need_db = True  # a gap: something was dropped on the way
+            if need_db:
+                sub.behind = False
+                try:
+                    while True:
+                        page = await db.run(catch_up, sub.user_id, cursor)
+                        for seq, frame in page:
+                            if seq > cursor:
+                                out.append(frame)
+                                cursor = seq
+                        if len(page) < CATCH_UP_PAGE:
+                            break
+                except Exception as exc:
+                    db.log_error("stream catch-up", exc)
+                    sub.behind = True
+                    await asyncio.sleep(min(heartbeat, float(app_settings.POLL_INTERVAL)))
+            sub.cursor = cursor
+            if out:
+                chunk = b"".join(out)
+                sent += len(chunk)
+                yield chunk
+                if max_bytes is not None and sent >= max_bytes:
+                    return
+    finally:
+        if get_task is not None:
+            get_task.cancel()
+        sub.close()
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@require_GET
+async def stream(request: HttpRequest) -> HttpResponse:
+    """``GET`` → ``text/event-stream`` of the signed-in user's notifications."""
+    if not isinstance(request, ASGIRequest):
+        logger.error("sse_notify: the stream needs an ASGI server (Daphne, uvicorn); this request came through WSGI")
+        return JsonResponse(
+            {"error": "asgi_required", "detail": "The notification stream is served only over ASGI (e.g. Daphne)."},
+            status=501,
+        )
+    headers = cors_headers(request)
+    user = await request.auser()
+    if not user.is_authenticated:
+        return JsonResponse({"error": "not_authenticated", "detail": "Sign in to receive notifications."}, status=403, headers=headers)
+    raw_cursor = request.headers.get("Last-Event-ID")
+    if raw_cursor is None:
+        raw_cursor = request.GET.get("cursor")
+    try:
+        sub = await get_hub().subscribe(user.pk, client_ip(request))
+    except StreamLimitExceeded as exc:
+        return JsonResponse(
+            {"error": exc.code, "detail": exc.detail},
+            status=exc.status,
+            headers={**headers, "Retry-After": str(max(1, int(app_settings.RETRY_MS) // 1000) * 10)},
+        )
+    response = StreamingHttpResponse(event_stream(sub, raw_cursor), content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache, no-store"
+    response["X-Accel-Buffering"] = "no"
+    response["Content-Encoding"] = ""
+    for name, value in headers.items():
+        response[name] = value
+    # If the response is dropped before its body is iterated, still leave the hub.
+    response._resource_closers.append(sub.close)
+    return response

@@ -1,0 +1,86 @@
+"""Settings for the test suite (separate from the demo).
+
+SQLite by default; SSE_NOTIFY_TEST_DB=postgres runs the same suite on the
+PostgreSQL server at 127.0.0.1:5432. The SQLite database is a file so that
+end-to-end tests' Daphne subprocesses can share it.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+SECRET_KEY = "tests-only"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "sse_notify",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+ASGI_APPLICATION = "tests.asgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+_DB_FILE = os.environ.get(
+    "SSE_NOTIFY_TEST_SQLITE", str(Path(tempfile.gettempdir()) / f"sse_notify_test_{os.getuid()}.sqlite3")
+)
+if os.environ.get("SSE_NOTIFY_TEST_DB") == "postgres":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("SSE_NOTIFY_PG_NAME", "sse_notify"),
+            "USER": os.environ.get("SSE_NOTIFY_PG_USER", "postgres"),
+            "HOST": os.environ.get("SSE_NOTIFY_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("SSE_NOTIFY_PG_PORT", "5432"),
+            "TEST": {"NAME": os.environ.get("SSE_NOTIFY_PG_TEST_NAME", "test_sse_notify")},
+        }
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _DB_FILE,
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "TEST": {"NAME": _DB_FILE},
+        }
+    }
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+SSE_NOTIFY = {"POLL_INTERVAL": 0.2, "HEARTBEAT": 15.0, "PUBLISH_TIMEOUT": 1.0}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"sse_notify": {"handlers": ["console"], "level": "WARNING"}},
+}
+SILENCED_SYSTEM_CHECKS = ["sse_notify.W001"]
