@@ -5,6 +5,7 @@ PostgreSQL server at 127.0.0.1:5432. The SQLite database is a file so that
 end-to-end tests' Daphne subprocesses can share it.
 """
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -72,6 +73,13 @@ else:
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 SSE_NOTIFY = {"POLL_INTERVAL": 0.2, "HEARTBEAT": 15.0, "PUBLISH_TIMEOUT": 1.0}
+
+# End-to-end tests start Daphne subprocesses with these settings plus overrides
+# passed as JSON in the environment (see tests/conftest.py: ``daphne`` fixture).
+if os.environ.get("SSE_NOTIFY_TEST_LAYERS"):
+    CHANNEL_LAYERS = json.loads(os.environ["SSE_NOTIFY_TEST_LAYERS"])
+if os.environ.get("SSE_NOTIFY_TEST_OVERRIDES"):
+    SSE_NOTIFY = {**SSE_NOTIFY, **json.loads(os.environ["SSE_NOTIFY_TEST_OVERRIDES"])}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 USE_TZ = True
 TIME_ZONE = "UTC"

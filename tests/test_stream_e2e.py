@@ -1,0 +1,60 @@
+"""The stream against a real Daphne on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from sse_notify.api import send_notification
+from tests.conftest import run_manage, session_cookie
+from tests.sse_client import SSEStream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+async def test_live_delivery_then_exact_replay_on_reconnect(daphne, user):
+    server = daphne()
+    cookie = await sync_to_async(session_cookie)(user)
+    async with SSEStream(server.url("/notifications/stream/?cursor=0"), cookie=cookie) as s:
+        assert s.status == 200
+        assert s.response.headers["content-type"].startswith("text/event-stream")
+        ready = await s.next_event()
+        assert ready.event == "ready" and ready.json() == {"cursor": 0, "unread": 0}
+        await sync_to_async(send_notification)(user, "first")
+        first = await s.next_event()
+        assert (first.event, first.id, first.json()["title"]) == ("notification", "1", "first")
+    # Sent while disconnected: exactly these two are replayed, in order.
+    await sync_to_async(send_notification)(user, "second")
+    await sync_to_async(send_notification)(user, "third", body="line1\nline2")
+    async with SSEStream(server.url(), cookie=cookie, headers={"Last-Event-ID": "1"}) as s:
+        await s.next_event()  # ready
+        replayed = await s.events(2, kind="notification")
+        assert [(e.id, e.json()["title"]) for e in replayed] == [("2", "second"), ("3", "third")]
+        assert replayed[1].json()["body"] == "line1\nline2"
+        assert await s.silence(0.5, kind="notification") == []
+
+
+async def test_notification_from_another_process_arrives(daphne, user):
+    """In-memory layer: the management command's process cannot reach Daphne's layer;
+    the hub's database poll delivers it within POLL_INTERVAL."""
+    server = daphne(overrides={"POLL_INTERVAL": 0.2})
+    cookie = await sync_to_async(session_cookie)(user)
+    async with SSEStream(server.url(), cookie=cookie) as s:
+        await s.next_event()
+        proc = await asyncio.to_thread(
+            run_manage, "shell", "-c",
+            "from django.contrib.auth.models import User; from sse_notify.api import send_notification; "
+            "send_notification(User.objects.get(username='alice'), 'from cron')",
+        )
+        assert proc.returncode == 0, proc.stderr
+        event = await s.next_event(timeout=5)
+        assert event.event == "notification" and event.json()["title"] == "from cron"
+
+
+async def test_anonymous_gets_403_not_a_stream(daphne):
+    server = daphne()
+    async with SSEStream(server.url()) as s:
+        assert s.status == 403
+        assert s.response.headers["content-type"] == "application/json"
