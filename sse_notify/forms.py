@@ -1,0 +1,150 @@
+"""Admin forms: the "Send notification" page and the Notification add/change form.
+
+Both validate with the sending API's own rules (``api._validate``), so the admin
+can never accept what ``send_notification`` would refuse (an empty title, a
+``javascript:`` link, ...) and the rules live in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.admin.sites import AdminSite
+from django.contrib.admin.widgets import AutocompleteSelectMultiple, FilteredSelectMultiple
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from . import api
+from .models import Level, Notification
+
+
+def _add_api_errors(form: forms.BaseForm, title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
+    """Run the API's validation and attach its messages to the matching fields."""
+    try:
+        api._validate(title, body, level, url, data)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            if field in form.errors:
+                continue  # the form field's own check already said what is wrong
+            target = field if field in form.fields else None
+            for message in messages:
+                form.add_error(target, message)
+
+
+def user_widget(admin_site: AdminSite) -> forms.SelectMultiple:
+    """Select2 autocomplete over the User admin when it can serve one, else a plain filter box.
+
+    The autocomplete view needs the User model registered on ``admin_site`` with
+    ``search_fields`` (Django's ``UserAdmin`` has them) and the sender to have
+    the "view user" permission; projects without a User admin get the dual list box.
+    """
+    User = get_user_model()
+    user_admin = admin_site._registry.get(User)
+    if user_admin is not None and user_admin.search_fields:
+        return AutocompleteSelectMultiple(Notification._meta.get_field("recipient"), admin_site)
+    return FilteredSelectMultiple(_("users"), is_stacked=False)
+
+
+class SendNotificationForm(forms.Form):
+    """Recipients (users, groups or everyone) and the notification's content."""
+
+    users = forms.ModelMultipleChoiceField(queryset=get_user_model()._default_manager.none(), required=False)
+    groups = forms.ModelMultipleChoiceField(
+        queryset=Group.objects.none(),
+        required=False,
+        widget=FilteredSelectMultiple(_("groups"), is_stacked=False),
+        help_text=_("Every active member of these groups is notified."),
+    )
+    everyone = forms.BooleanField(
+        label=_("Everyone"),
+        required=False,
+        help_text=_("Notify every active user (then leave users and groups empty)."),
+    )
+    title = forms.CharField(label=_("Title"), max_length=api.TITLE_MAX_LENGTH)
+    body = forms.CharField(label=_("Body"), required=False, widget=forms.Textarea(attrs={"rows": 4}))
+    level = forms.ChoiceField(label=_("Level"), choices=Level.choices, initial=Level.INFO)
+    url = forms.CharField(
+        label=_("Link"),
+        required=False,
+        max_length=2000,
+        help_text=_("Optional: a relative link (/orders/7/) or an http(s)/mailto URL."),
+    )
+
+    def __init__(self, *args: Any, admin_site: AdminSite, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        users = self.fields["users"]
+        assert isinstance(users, forms.ModelMultipleChoiceField)
+        users.widget = user_widget(admin_site)
+        # Setting the queryset after the widget hands the widget its choices.
+        users.queryset = get_user_model()._default_manager.all()
+        groups = self.fields["groups"]
+        assert isinstance(groups, forms.ModelMultipleChoiceField)
+        groups.queryset = Group.objects.order_by("name")
+        self.user_ids: list[int] = []
+
+    def recipient_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in ("users", "groups", "everyone")]
+
+    def content_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in ("title", "body", "level", "url")]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        users = list(cleaned.get("users") or [])
+        groups = list(cleaned.get("groups") or [])
+        everyone = cleaned.get("everyone")
+        if everyone and (users or groups):
+            raise ValidationError(_("Choose either everyone or some users and groups, not both."))
+        _add_api_errors(
+            self,
+            cleaned.get("title", "-"),  # a missing title is already a field error
+            cleaned.get("body", ""),
+            cleaned.get("level", Level.INFO),
+            cleaned.get("url", ""),
+            None,
+        )
+        if not (everyone or users or groups):
+            if "users" not in self.errors and "groups" not in self.errors:
+                raise ValidationError(_("Choose who receives the notification: users, groups or everyone."))
+            return cleaned
+        self.user_ids = api.resolve_recipients(api.EVERYONE if everyone else [*users, *groups])
+        if not self.user_ids:
+            raise ValidationError(_("No active user matches these recipients; nobody would be notified."))
+        return cleaned
+
+    def save(self, actor: Any = None) -> list[Notification]:
+        """Send the notification; return the created rows (one per user)."""
+        if self.errors:
+            raise ValueError("save() called on an invalid form")
+        data = self.cleaned_data
+        recipients: api.Recipients = (
+            api.EVERYONE if data["everyone"] else get_user_model()._default_manager.filter(pk__in=self.user_ids)
+        )
+        return api.send_notification(
+            recipients,
+            data["title"],
+            body=data["body"],
+            level=data["level"],
+            url=data["url"],
+            actor=actor,
+        )
+
+
+class NotificationAdminForm(forms.ModelForm):
+    """The admin add/change form, held to the sending API's rules."""
+
+    class Meta:
+        model = Notification
+        fields = ("recipient", "title", "body", "level", "url", "data", "actor")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        values = {
+            name: cleaned[name] if name in cleaned else getattr(self.instance, name)
+            for name in ("title", "body", "level", "url", "data")
+        }
+        _add_api_errors(self, **values)
+        return cleaned
