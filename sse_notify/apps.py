@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.core import checks
 from django.db.models.signals import post_delete
 
@@ -18,3 +18,8 @@ class SseNotifyConfig(AppConfig):
         checks.register(sse_checks.check_channel_layer)
         notify.connect(handle_notify, dispatch_uid="sse_notify.notify")
         post_delete.connect(unread_deleted, sender=Notification, dispatch_uid="sse_notify.unread_deleted")
+        if apps.is_installed("django.contrib.admin"):
+            # Again here: a project's own admin.py may have re-registered User after ours ran.
+            from .admin import add_user_action
+
+            add_user_action()
