@@ -87,9 +87,15 @@ def test_send_unknown_level_is_refused_by_the_parser(make_user: Any) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("90m", timedelta(minutes=90)), ("2w", timedelta(weeks=2)),
-     ("45s", timedelta(seconds=45)), (" 7D ", timedelta(days=7))],
-)  # fmt: skip
+    [
+        ("30d", timedelta(days=30)),
+        ("12h", timedelta(hours=12)),
+        ("90m", timedelta(minutes=90)),
+        ("2w", timedelta(weeks=2)),
+        ("45s", timedelta(seconds=45)),
+        (" 7D ", timedelta(days=7)),
+    ],
+)
 def test_parse_age(text: str, expected: timedelta) -> None:
     assert parse_age(text) == expected
 
