@@ -62,7 +62,9 @@ def session_cookie(user: Any) -> str:
 @pytest.fixture
 def make_user(django_user_model: Any) -> Callable[..., Any]:
     def make(username: str | None = None, **extra: Any) -> Any:
-        return django_user_model.objects.create_user(username=username or f"u{uuid.uuid4().hex[:8]}", password="pw", **extra)
+        return django_user_model.objects.create_user(
+            username=username or f"u{uuid.uuid4().hex[:8]}", password="pw", **extra
+        )
 
     return make
 
@@ -150,8 +152,12 @@ def daphne(tmp_path: Path) -> Iterator[Callable[..., DaphneServer]]:
     """``daphne(layers=None, overrides=None)`` starts a server; all stop at teardown."""
     servers: list[DaphneServer] = []
 
-    def start(layers: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, port: int | None = None) -> DaphneServer:
-        server = DaphneServer(subprocess_env(layers, overrides), port or free_port(), tmp_path / f"daphne{len(servers)}.log")
+    def start(
+        layers: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, port: int | None = None
+    ) -> DaphneServer:
+        server = DaphneServer(
+            subprocess_env(layers, overrides), port or free_port(), tmp_path / f"daphne{len(servers)}.log"
+        )
         servers.append(server)
         return server.start()
 
@@ -160,7 +166,9 @@ def daphne(tmp_path: Path) -> Iterator[Callable[..., DaphneServer]]:
         server.stop()
 
 
-def run_manage(*args: str, layers: dict[str, Any] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_manage(
+    *args: str, layers: dict[str, Any] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run ``django-admin`` in a separate process against the test database."""
     return subprocess.run(
         [sys.executable, "-m", "django", *args],
@@ -207,9 +215,15 @@ async def fresh_hub() -> Any:
 def _close_stream_db_threads(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
     """Close the stream database threads' connections before the test database is dropped."""
     yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
     from sse_notify import db
 
     db.shutdown()
+    # Async tests' sync_to_async calls run on asgiref's single shared thread, whose
+    # connection would otherwise keep PostgreSQL from dropping the test database.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(autouse=True)

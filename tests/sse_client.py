@@ -85,7 +85,9 @@ class SSEParser:
         if not self._has_data:
             self._event = ""
             return None
-        event = Event(event=self._event or "message", data="\n".join(self._data), id=self.last_event_id, retry=self.retry)
+        event = Event(
+            event=self._event or "message", data="\n".join(self._data), id=self.last_event_id, retry=self.retry
+        )
         self._data, self._event, self._has_data = [], "", False
         return event
 
@@ -133,6 +135,7 @@ class SSEStream:
 
     async def next_event(self, timeout: float = 5.0) -> Event:
         """The next dispatched event; raises ``TimeoutError`` if none comes in time."""
+
         async def _next() -> Event:
             while not self._pending:
                 chunk = await self._chunks.__anext__()

@@ -44,7 +44,9 @@ async def test_notification_from_another_process_arrives(daphne, user):
     async with SSEStream(server.url(), cookie=cookie) as s:
         await s.next_event()
         proc = await asyncio.to_thread(
-            run_manage, "shell", "-c",
+            run_manage,
+            "shell",
+            "-c",
             "from django.contrib.auth.models import User; from sse_notify.api import send_notification; "
             "send_notification(User.objects.get(username='alice'), 'from cron')",
         )

@@ -1,0 +1,122 @@
+"""Resource discipline against a real Daphne: connections, threads, files, memory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from sse_notify.api import send_notification
+from tests.conftest import session_cookie
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+async def open_raw_stream(port: int, cookie: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A bare-socket SSE client: returns once the stream's ready event arrived."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET /notifications/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: sessionid={cookie}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    await writer.drain()
+    seen = b""
+    while b"event: ready" not in seen:
+        chunk = await asyncio.wait_for(reader.read(4096), 10)
+        assert chunk, seen
+        seen += chunk
+    assert seen.startswith(b"HTTP/1.1 200"), seen[:200]
+    return reader, writer
+
+
+def proc_stats(pid: int) -> dict[str, int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "threads": int(fields["Threads"].strip()),
+        "rss_kib": int(fields["VmRSS"].split()[0]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+    }
+
+
+def backend_connections(pid_filter: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.postgres
+async def test_500_open_streams_hold_a_handful_of_database_connections(daphne, make_user):
+    if connection.vendor != "postgresql":
+        pytest.skip("counts connections in pg_stat_activity; runs with SSE_NOTIFY_TEST_DB=postgres")
+    server = daphne(overrides={"MAX_STREAMS_PER_USER": 1000, "DB_THREADS": 4})
+    users = [await sync_to_async(make_user)() for _ in range(5)]
+    cookies = [await sync_to_async(session_cookie)(u) for u in users]
+    streams = []
+    for start in range(0, 500, 50):
+        streams += await asyncio.gather(
+            *(open_raw_stream(server.port, cookies[i % 5]) for i in range(start, start + 50))
+        )
+    held = await sync_to_async(backend_connections)("")
+    # The pool's DB_THREADS connections, plus at most a couple being closed right now.
+    assert held <= 6, f"{held} PostgreSQL connections for 500 open streams"
+    # And the streams are alive: one send reaches all 100 streams of the first user.
+    await sync_to_async(send_notification)(users[0], "still here")
+    for reader, _ in streams[::5]:
+        data = b""
+        while b"still here" not in data:
+            data += await asyncio.wait_for(reader.read(4096), 10)
+    for _, writer in streams:
+        writer.close()
+
+
+async def test_1000_connect_disconnect_cycles_leave_the_process_as_it_was(daphne, user):
+    server = daphne(overrides={"MAX_STREAMS_PER_USER": 100})
+    cookie = await sync_to_async(session_cookie)(user)
+
+    async def cycle() -> None:
+        _, writer = await open_raw_stream(server.port, cookie)
+        writer.close()
+        await writer.wait_closed()
+
+    async def cycles(n: int) -> None:
+        for _ in range(n // 20):
+            await asyncio.gather(*(cycle() for _ in range(20)))
+
+    async def settled(baseline: dict[str, int]) -> dict[str, int]:
+        # Wait for Daphne to run the cancelled generators' finally blocks and to end
+        # the requests' threads (a loaded machine can take a while; no timing is asserted).
+        for _ in range(300):
+            stats = proc_stats(server.proc.pid)
+            if stats["fds"] <= baseline["fds"] and stats["threads"] <= baseline["threads"]:
+                break
+            await asyncio.sleep(0.1)
+        return stats
+
+    # Warm up: the hub, the DB pool threads, Django's caches, the allocator's arenas.
+    await cycles(500)
+    await asyncio.sleep(0.5)
+    before = proc_stats(server.proc.pid)
+    await cycles(1000)
+    middle = await settled(before)
+    await cycles(1000)
+    after = await settled(before)
+    assert after["fds"] <= before["fds"], (before, after)
+    assert after["threads"] <= before["threads"], (before, after)
+    # A leak grows with every cycle; steady state stops growing. Allow allocator noise.
+    growth = (middle["rss_kib"] - before["rss_kib"], after["rss_kib"] - middle["rss_kib"])
+    print("rss growth per 1000 cycles (KiB):", growth)
+    assert growth[1] < 2048, (before, middle, after)
+    # The stream still works after the churn (nothing left subscribed in a broken state).
+    reader, writer = await open_raw_stream(server.port, cookie)
+    await sync_to_async(send_notification)(user, "after churn")
+    data = b""
+    while b"after churn" not in data:
+        data += await asyncio.wait_for(reader.read(4096), 10)
+    writer.close()
