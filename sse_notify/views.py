@@ -11,10 +11,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import EmptyPage, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
-from django.contrib.auth.decorators import login_required
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -61,7 +61,10 @@ def _page(request: HttpRequest) -> tuple[Any, Paginator]:
 @_json_login_required
 def notification_list(request: HttpRequest) -> HttpResponse:
     """``GET ?page=N`` → newest first: ``{results, page, pages, unread, cursor}``."""
-    page, paginator = _page(request)
+    try:
+        page, paginator = _page(request)
+    except Http404:
+        return JsonResponse({"error": "not_found", "detail": "No such page."}, status=404)
     return JsonResponse(
         {
             "results": [n.to_dict() for n in page.object_list],
@@ -129,7 +132,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
             else:
                 one.mark_read()
         return _back(request, here)
-    page, paginator = _page(request)
+    page, _paginator = _page(request)
     return render(
         request,
         "sse_notify/inbox.html",
