@@ -1,7 +1,17 @@
+"""ASGI entry point of the demo (``daphne demo_project.asgi:application``).
+
+Static files are served by Django's ASGIStaticFilesHandler (as ``runserver``
+does), so the demo needs no ``collectstatic`` and no web server in front.
+"""
+
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_project.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402 (needs settings)
+
+application = ASGIStaticFilesHandler(django_application)

@@ -1,6 +1,7 @@
 """Settings for the demo site: SQLite and the in-memory channel layer, nothing to install.
 
-Set DEMO_REDIS_URL=redis://127.0.0.1:6379/0 to use channels_redis instead.
+Environment: DEMO_DB (SQLite file), DEMO_DEBUG (1/0), DEMO_REDIS_URL=redis://127.0.0.1:6379/0
+to use channels_redis, DEMO_POLL_INTERVAL / DEMO_RETRY_MS / DEMO_TOAST_TIMEOUT_MS (timings).
 """
 
 import os
@@ -40,7 +41,8 @@ ASGI_APPLICATION = "demo_project.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Overrides of the app's templates (the inbox inside the demo's layout).
+        "DIRS": [BASE_DIR / "demo_project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -75,8 +77,25 @@ else:
 SSE_NOTIFY = {
     # The demo's sending command runs in another process; with the in-memory layer
     # its notifications reach the browser through the database poll.
-    "POLL_INTERVAL": 0.5,
+    "POLL_INTERVAL": float(os.environ.get("DEMO_POLL_INTERVAL", "0.5")),
+    "RETRY_MS": int(os.environ.get("DEMO_RETRY_MS", "3000")),
+    "TOAST_TIMEOUT_MS": int(os.environ.get("DEMO_TOAST_TIMEOUT_MS", "6000")),
 }
+
+# The demo's users, created by ``manage.py demo`` (admin is a superuser).
+DEMO_USERS = [
+    {"username": "alice", "first_name": "Alice", "last_name": "Martin", "email": "alice@example.com"},
+    {"username": "bob", "first_name": "Bob", "last_name": "Nguyen", "email": "bob@example.com"},
+    {"username": "carol", "first_name": "Carol", "last_name": "Okafor", "email": "carol@example.com"},
+    {
+        "username": "admin",
+        "first_name": "Ada",
+        "last_name": "Admin",
+        "email": "admin@example.com",
+        "is_superuser": True,
+    },
+]
+DEMO_PASSWORD = "demo"
 
 AUTH_PASSWORD_VALIDATORS = []
 LANGUAGE_CODE = "en-us"

@@ -1,11 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
-from django.views.generic import TemplateView
+
+from . import views
 
 app_name = "demo"
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="demo/home.html"), name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("", views.home, name="home"),
+    path("projects/", views.projects, name="projects"),
+    path("send/", views.send, name="send"),
+    path("login/", views.DemoLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("_demo/streams/", views.stream_count, name="stream_count"),
 ]
