@@ -89,8 +89,8 @@ class Hub:
 
     # -- streams -------------------------------------------------------------
 
-    async def subscribe(self, user_id: int, ip: str | None = None) -> Subscription:
-        """Register a stream; raise ``StreamLimitExceeded`` past a configured cap."""
+    def check_limits(self, user_id: int, ip: str | None = None) -> None:
+        """Raise ``StreamLimitExceeded`` if one more stream would pass a configured cap."""
         limit = app_settings.MAX_STREAMS
         if limit is not None and self.count >= limit:
             raise StreamLimitExceeded(503, "server_busy", "This server holds its maximum of streams.")
@@ -102,6 +102,9 @@ class Hub:
         limit = app_settings.MAX_STREAMS_PER_IP
         if ip and limit is not None and self.per_ip[ip] >= limit:
             raise StreamLimitExceeded(429, "too_many_streams", f"At most {limit} simultaneous streams per address.")
+
+    async def subscribe(self, user_id: int, ip: str | None = None) -> Subscription:
+        """Register a stream (callers check ``check_limits`` first)."""
         await self._ensure_started()
         sub = Subscription(self, user_id, ip, app_settings.QUEUE_SIZE)
         subs = self.users.setdefault(user_id, set())

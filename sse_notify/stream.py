@@ -31,7 +31,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from . import db
@@ -39,7 +39,7 @@ from .conf import app_settings
 from .cors import cors_headers
 from .cursor import parse_cursor
 from .events import HEARTBEAT, encode_common, notification_frame, ready_frame, reset_frame
-from .hub import SYNC, StreamLimitExceeded, Subscription, get_hub
+from .hub import StreamLimitExceeded, get_hub
 from .models import Inbox, Notification
 
 logger = logging.getLogger("sse_notify")
@@ -84,16 +84,19 @@ def catch_up(user_id: int, cursor: int) -> list[tuple[int, bytes]]:
     return _frames(rows, _unread(user_id)) if rows else []
 
 
-async def event_stream(sub: Subscription, raw_cursor: str | None) -> AsyncIterator[bytes]:
+async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     get_task: asyncio.Task[Any] | None = None
+    # Subscribed here, not in the view: if the client leaves before Django starts
+    # iterating the body, nothing was registered, so nothing can leak.
+    sub = await get_hub().subscribe(user_id, ip)
     try:
         # Whatever middleware opened in this request's own thread is released now.
         await sync_to_async(db.close_request_connections, thread_sensitive=True)()
         cursor = parse_cursor(raw_cursor)
         invalid = raw_cursor is not None and raw_cursor != "" and cursor is None
         if invalid:
-            logger.info("sse_notify: user %s sent an invalid cursor %r; starting from the present", sub.user_id, raw_cursor[:40])
+            logger.info("sse_notify: user %s sent an invalid cursor %r; starting from the present", sub.user_id, (raw_cursor or "")[:40])
         try:
             state = await db.run(connect_state, sub.user_id, cursor, invalid)
         except Exception as exc:
@@ -140,14 +143,14 @@ async def event_stream(sub: Subscription, raw_cursor: str | None) -> AsyncIterat
                         break
                 for item in items:
                     seq, frame = item
-                    if item == SYNC:
+                    if frame is None:  # SYNC: check the database
                         need_db = True
                     elif seq is None:
-                        out.append(frame)  # type: ignore[arg-type]
+                        out.append(frame)
                     elif seq <= cursor:
                         continue  # already sent (replay seam, catch-up, other path)
                     elif seq == cursor + 1 and not need_db:
-                        out.append(frame)  # type: ignore[arg-type]
+                        out.append(frame)
                         cursor = seq
                     else:
                         need_db = True  # a gap: something was dropped on the way
@@ -184,7 +187,7 @@ def client_ip(request: HttpRequest) -> str | None:
 
 
 @require_GET
-async def stream(request: HttpRequest) -> HttpResponse:
+async def stream(request: HttpRequest) -> HttpResponseBase:
     """``GET`` → ``text/event-stream`` of the signed-in user's notifications."""
     if not isinstance(request, ASGIRequest):
         logger.error("sse_notify: the stream needs an ASGI server (Daphne, uvicorn); this request came through WSGI")
@@ -199,20 +202,19 @@ async def stream(request: HttpRequest) -> HttpResponse:
     raw_cursor = request.headers.get("Last-Event-ID")
     if raw_cursor is None:
         raw_cursor = request.GET.get("cursor")
+    ip = client_ip(request)
     try:
-        sub = await get_hub().subscribe(user.pk, client_ip(request))
+        get_hub().check_limits(user.pk, ip)
     except StreamLimitExceeded as exc:
         return JsonResponse(
             {"error": exc.code, "detail": exc.detail},
             status=exc.status,
             headers={**headers, "Retry-After": str(max(1, int(app_settings.RETRY_MS) // 1000) * 10)},
         )
-    response = StreamingHttpResponse(event_stream(sub, raw_cursor), content_type="text/event-stream; charset=utf-8")
+    response = StreamingHttpResponse(event_stream(user.pk, ip, raw_cursor), content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     response["Content-Encoding"] = ""
     for name, value in headers.items():
         response[name] = value
-    # If the response is dropped before its body is iterated, still leave the hub.
-    response._resource_closers.append(sub.close)
     return response
