@@ -65,7 +65,8 @@ def _validate(title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
             errors["url"] = message
     if data is not None:
         try:
-            encoded = json.dumps(data, cls=DjangoJSONEncoder)
+            # allow_nan=False: NaN/Infinity are not JSON; databases and JSON.parse reject them.
+            encoded = json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False)
         except (TypeError, ValueError) as exc:
             errors["data"] = f"Data must be JSON-serialisable: {exc}."
         else:
