@@ -102,9 +102,9 @@ def test_data_accepts_django_json_types(user: Any) -> None:
 def test_unsaved_user_group_or_actor_is_refused(user: Any) -> None:
     with pytest.raises(ValueError, match="is not saved; save it before notifying it"):
         send_notification([user, User(username="ghost")], "x")
-    with pytest.raises(ValueError, match="Group .* is not saved"):
+    with pytest.raises(ValueError, match=r"Group .* is not saved"):
         send_notification(Group(name="ghosts"), "x")
-    with pytest.raises(ValueError, match="Actor .* is not saved"):
+    with pytest.raises(ValueError, match=r"Actor .* is not saved"):
         send_notification(user, "x", actor=User(username="ghost"))
     assert not Notification.objects.exists()
 
