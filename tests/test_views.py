@@ -1,0 +1,234 @@
+"""The JSON endpoints the browser client calls, and the plain inbox page."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from sse_notify.api import send_notification
+from sse_notify.models import Notification
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("sse_notify:list")
+UNREAD = reverse("sse_notify:unread_count")
+READ_ALL = reverse("sse_notify:mark_all_read")
+INBOX = reverse("sse_notify:inbox")
+
+
+def read_url(pk: int) -> str:
+    return reverse("sse_notify:mark_read", args=[pk])
+
+
+@pytest.fixture
+def bob(make_user: Any) -> Any:
+    return make_user("bob")
+
+
+@pytest.fixture
+def alice_client(client: Client, user: Any) -> Client:
+    client.force_login(user)
+    return client
+
+
+def csrf_client(user: Any) -> tuple[Client, str]:
+    """A client that enforces CSRF like a browser, and the token a page gave it."""
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(user)
+    page = c.get(INBOX)
+    assert page.status_code == 200
+    return c, page.cookies["csrftoken"].value
+
+
+# -- list and count --------------------------------------------------------------
+
+
+@override_settings(SSE_NOTIFY={"PAGE_SIZE": 2})
+def test_list_is_paginated_newest_first(alice_client: Client, user: Any, bob: Any) -> None:
+    for i in range(1, 6):
+        send_notification(user, f"n{i}")
+    send_notification(bob, "bob's")
+    first = alice_client.get(LIST).json()
+    assert [r["title"] for r in first["results"]] == ["n5", "n4"]
+    assert (first["page"], first["pages"], first["unread"], first["cursor"]) == (1, 3, 5, 5)
+    assert set(first["results"][0]) >= {
+        "id",
+        "seq",
+        "title",
+        "body",
+        "level",
+        "url",
+        "data",
+        "created",
+        "actor",
+        "read",
+    }
+    last = alice_client.get(LIST, {"page": 3}).json()
+    assert [r["title"] for r in last["results"]] == ["n1"]
+
+
+@pytest.mark.parametrize("page", ["4", "0", "abc"])
+def test_list_out_of_range_page_is_a_json_404(alice_client: Client, user: Any, page: str) -> None:
+    send_notification(user, "only one")
+    response = alice_client.get(LIST, {"page": page})
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+def test_empty_list(alice_client: Client) -> None:
+    assert alice_client.get(LIST).json() == {"results": [], "page": 1, "pages": 1, "unread": 0, "cursor": 0}
+
+
+def test_unread_count_is_the_users_own(alice_client: Client, user: Any, bob: Any) -> None:
+    send_notification(user, "a")
+    send_notification(user, "b")
+    send_notification(bob, "c")
+    Notification.objects.filter(title="a").mark_read()
+    assert alice_client.get(UNREAD).json() == {"unread": 1, "cursor": 2}
+
+
+# -- marking read -------------------------------------------------------------------
+
+
+def test_mark_read_marks_one_and_returns_the_count(alice_client: Client, user: Any) -> None:
+    [a] = send_notification(user, "a")
+    send_notification(user, "b")
+    response = alice_client.post(read_url(a.pk))
+    assert response.status_code == 200
+    assert response.json() == {"id": a.pk, "read": True, "unread": 1}
+    a.refresh_from_db()
+    assert a.read_at is not None
+    assert Notification.objects.get(title="b").read_at is None
+
+
+def test_mark_read_of_someone_elses_notification_is_404_and_changes_nothing(
+    alice_client: Client, user: Any, bob: Any
+) -> None:
+    [theirs] = send_notification(bob, "bob's secret")
+    send_notification(user, "mine")
+    response = alice_client.post(read_url(theirs.pk))
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    theirs.refresh_from_db()
+    assert theirs.read_at is None
+    assert Notification.objects.filter(read_at__isnull=False).count() == 0
+    # Indistinguishable from an id that does not exist at all.
+    missing = alice_client.post(read_url(theirs.pk + 1000))
+    assert (missing.status_code, missing.json()) == (404, response.json())
+
+
+def test_mark_all_read_marks_only_mine(alice_client: Client, user: Any, bob: Any) -> None:
+    send_notification(user, "a")
+    send_notification(user, "b")
+    send_notification(bob, "c")
+    response = alice_client.post(READ_ALL)
+    assert response.json() == {"marked": 2, "unread": 0}
+    assert Notification.objects.get(title="c").read_at is None
+    assert alice_client.post(READ_ALL).json() == {"marked": 0, "unread": 0}
+
+
+@pytest.mark.parametrize("url", ["read_one", READ_ALL])
+def test_state_changes_need_post(alice_client: Client, user: Any, url: str) -> None:
+    [n] = send_notification(user, "a")
+    url = read_url(n.pk) if url == "read_one" else url
+    assert alice_client.get(url).status_code == 405
+    n.refresh_from_db()
+    assert n.read_at is None
+
+
+def test_state_changes_need_the_csrf_token(user: Any) -> None:
+    [n] = send_notification(user, "a")
+    c, token = csrf_client(user)
+    assert c.post(read_url(n.pk)).status_code == 403
+    assert c.post(READ_ALL).status_code == 403
+    n.refresh_from_db()
+    assert n.read_at is None
+    # The header the JS client sends (config csrfHeaderName) is accepted.
+    assert c.post(read_url(n.pk), headers={"X-CSRFToken": token}).status_code == 200
+    assert c.post(READ_ALL, headers={"X-CSRFToken": token}).json()["unread"] == 0
+
+
+@pytest.mark.parametrize(("method", "url"), [("get", LIST), ("get", UNREAD), ("post", "read_one"), ("post", READ_ALL)])
+def test_anonymous_gets_403_json(client: Client, user: Any, method: str, url: str) -> None:
+    [n] = send_notification(user, "a")
+    url = read_url(n.pk) if url == "read_one" else url
+    response = getattr(client, method)(url)
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "not_authenticated"
+    n.refresh_from_db()
+    assert n.read_at is None
+
+
+# -- the inbox page (no JavaScript needed) ------------------------------------------------
+
+
+def test_inbox_needs_sign_in(client: Client) -> None:
+    response = client.get(INBOX)
+    assert response.status_code == 302
+    assert "next=/notifications/" in response["Location"]
+
+
+def test_inbox_lists_my_notifications_with_state_escaped(alice_client: Client, user: Any, bob: Any) -> None:
+    send_notification(user, "<b>bold</b> claim", body="line1\nline2", url="/orders/7/")
+    send_notification(user, "already seen")
+    send_notification(bob, "bob's")
+    Notification.objects.filter(title="already seen").mark_read()
+    Notification.objects.bulk_create([Notification(recipient=user, title="sneaky", url="javascript:alert(1)")])
+    html = alice_client.get(INBOX).content.decode()
+    assert "&lt;b&gt;bold&lt;/b&gt; claim" in html and "<b>bold</b>" not in html
+    assert "bob's" not in html
+    assert 'href="/orders/7/"' in html
+    assert "javascript:" not in html
+    assert "line1<br>line2" in html
+    assert re.search(r"<span data-sse-notify-unread>2</span>", html)
+    assert html.count(" is-unread") == 2
+    assert html.count('value="unread">Mark unread') == 1
+
+
+def test_inbox_forms_mark_read_unread_and_all_without_js(user: Any) -> None:
+    [a] = send_notification(user, "a")
+    send_notification(user, "b")
+    c, token = csrf_client(user)
+    response = c.post(INBOX, {"id": a.pk, "action": "read", "csrfmiddlewaretoken": token})
+    assert (response.status_code, response["Location"]) == (302, INBOX)
+    a.refresh_from_db()
+    assert a.read_at is not None
+    c.post(INBOX, {"id": a.pk, "action": "unread", "csrfmiddlewaretoken": token})
+    a.refresh_from_db()
+    assert a.read_at is None
+    # "next" brings the user back to the page the dropdown's form was on, same host only.
+    response = c.post(INBOX, {"all": "1", "next": "/projects/", "csrfmiddlewaretoken": token})
+    assert response["Location"] == "/projects/"
+    assert Notification.objects.unread().count() == 0
+    response = c.post(INBOX, {"all": "1", "next": "https://evil.example/", "csrfmiddlewaretoken": token})
+    assert response["Location"] == INBOX
+
+
+def test_inbox_form_without_csrf_is_refused(user: Any) -> None:
+    [a] = send_notification(user, "a")
+    c, _ = csrf_client(user)
+    assert c.post(INBOX, {"id": a.pk, "action": "read"}).status_code == 403
+    a.refresh_from_db()
+    assert a.read_at is None
+
+
+def test_inbox_form_cannot_touch_someone_elses(alice_client: Client, bob: Any) -> None:
+    [theirs] = send_notification(bob, "bob's")
+    assert alice_client.post(INBOX, {"id": theirs.pk, "action": "read"}).status_code == 404
+    assert alice_client.post(INBOX, {"id": "nope"}).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.read_at is None
+
+
+@override_settings(SSE_NOTIFY={"PAGE_SIZE": 2})
+def test_inbox_paginates(alice_client: Client, user: Any) -> None:
+    for i in range(3):
+        send_notification(user, f"n{i}")
+    html = alice_client.get(INBOX).content.decode()
+    assert "n2" in html and "n1" in html and "n0" not in html and "Page 1 of 2" in html
+    assert "n0" in alice_client.get(INBOX, {"page": 2}).content.decode()
