@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -60,3 +61,41 @@ async def test_anonymous_gets_403_not_a_stream(daphne):
     async with SSEStream(server.url()) as s:
         assert s.status == 403
         assert s.response.headers["content-type"] == "application/json"
+
+
+async def test_works_under_uvicorn_too(user, tmp_path):
+    """The view is plain ASGI Django: another server (uvicorn) streams it the same way."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, free_port, subprocess_env
+
+    port = free_port()
+    log = (tmp_path / "uvicorn.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "tests.asgi:application"],
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        cookie = await sync_to_async(session_cookie)(user)
+        url = f"http://127.0.0.1:{port}/notifications/stream/?cursor=0"
+        for _ in range(200):
+            try:
+                async with SSEStream(url, cookie=cookie) as s:
+                    assert s.status == 200
+                    assert (await s.next_event()).event == "ready"
+                    await sync_to_async(send_notification)(user, "via uvicorn")
+                    event = await s.next_event()
+                    assert event.json()["title"] == "via uvicorn"
+                    break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.05)  # not listening yet
+        else:
+            pytest.fail("uvicorn never answered")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
