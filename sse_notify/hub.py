@@ -104,8 +104,14 @@ class Hub:
             raise StreamLimitExceeded(429, "too_many_streams", f"At most {limit} simultaneous streams per address.")
 
     async def subscribe(self, user_id: int, ip: str | None = None) -> Subscription:
-        """Register a stream (callers check ``check_limits`` first)."""
+        """Register a stream (callers check ``check_limits`` first).
+
+        The limits are checked again here, after the only await before the
+        stream is counted: requests that passed the caller's check together
+        (one user opening many streams at once) cannot exceed the caps.
+        """
         await self._ensure_started()
+        self.check_limits(user_id, ip)
         sub = Subscription(self, user_id, ip, app_settings.QUEUE_SIZE)
         subs = self.users.setdefault(user_id, set())
         first = not subs
@@ -117,7 +123,11 @@ class Hub:
             joined = self._member_op(user_id, self._join_user)
             # Wait (without cancelling it) so live messages reach this stream from
             # the start; a slow or dead layer is covered by the database poll.
-            await asyncio.wait((joined,), timeout=app_settings.PUBLISH_TIMEOUT)
+            try:
+                await asyncio.wait((joined,), timeout=app_settings.PUBLISH_TIMEOUT)
+            except BaseException:
+                sub.close()  # cancelled (client left) while joining: the caller never gets sub
+                raise
         return sub
 
     def _remove(self, sub: Subscription) -> None:
