@@ -1,0 +1,120 @@
+"""System checks: one test per id, and a clean ``check`` on the test settings."""
+
+from __future__ import annotations
+
+import sys
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+
+from sse_notify.checks import check_channel_layer, check_settings
+
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [m.id for m in messages]
+
+
+def test_e001_channels_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "channels.layers", None)  # makes the import fail
+    (error,) = check_channel_layer()
+    assert error.id == "sse_notify.E001"
+    assert "pip install channels" in error.hint
+
+
+@override_settings(CHANNEL_LAYERS={})
+def test_e002_layer_alias_missing() -> None:
+    (error,) = check_channel_layer()
+    assert error.id == "sse_notify.E002"
+    assert "'default'" in error.msg and "InMemoryChannelLayer" in error.hint
+
+
+@override_settings(CHANNEL_LAYERS=IN_MEMORY, SSE_NOTIFY={"CHANNEL_LAYER": "notifications"})
+def test_e002_custom_alias_missing() -> None:
+    assert ids(check_channel_layer()) == ["sse_notify.E002"]
+
+
+@override_settings(SSE_NOTIFY={"HEARTBEAT": 15, "HEART_BEAT": 15})
+def test_e003_unknown_setting() -> None:
+    (error,) = check_settings()
+    assert error.id == "sse_notify.E003"
+    assert "'HEART_BEAT'" in error.msg and "HEARTBEAT" in error.hint
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"HEARTBEAT": 0},
+        {"HEARTBEAT": "15"},
+        {"RETRY_MS": -1},
+        {"QUEUE_SIZE": None},
+        {"MAX_STREAMS_PER_USER": True},
+        {"URL_SCHEMES": ["https", "javascript"]},
+        {"CHANNEL_LAYER": ""},
+    ],
+)
+def test_e004_bad_value(value: dict[str, Any]) -> None:
+    with override_settings(SSE_NOTIFY=value):
+        (error,) = check_settings()
+    assert error.id == "sse_notify.E004"
+    assert repr(next(iter(value))) in error.msg and "Default:" in error.hint
+
+
+@override_settings(SSE_NOTIFY=[("HEARTBEAT", 5)])
+def test_e004_not_a_dict() -> None:
+    assert ids(check_settings()) == ["sse_notify.E004"]
+
+
+@pytest.mark.parametrize("origin", ["*", "https://app.example.com/", "app.example.com", "ftp://x.example", 7])
+def test_e005_bad_cors_origin(origin: Any) -> None:
+    with override_settings(SSE_NOTIFY={"CORS_ALLOWED_ORIGINS": ["https://ok.example.com", origin]}):
+        (error,) = check_settings()
+    assert error.id == "sse_notify.E005"
+    assert "scheme://host[:port]" in error.hint
+
+
+@override_settings(CHANNEL_LAYERS=IN_MEMORY, DEBUG=False)
+def test_w001_in_memory_layer_in_production() -> None:
+    (warning,) = check_channel_layer()
+    assert warning.id == "sse_notify.W001"
+    assert "channels_redis" in warning.hint
+    with override_settings(DEBUG=True):
+        assert check_channel_layer() == []
+
+
+@override_settings(ASGI_APPLICATION=None)
+def test_w002_no_asgi_application() -> None:
+    (warning,) = check_settings()
+    assert warning.id == "sse_notify.W002"
+    assert "ASGI_APPLICATION" in warning.hint
+
+
+def test_valid_settings_pass() -> None:
+    with override_settings(
+        SSE_NOTIFY={"HEARTBEAT": 5, "MAX_STREAMS": None, "CORS_ALLOWED_ORIGINS": ["http://localhost:8000"]}
+    ):
+        assert check_settings() == []
+
+
+@pytest.mark.django_db
+def test_check_command_is_clean_on_the_test_settings() -> None:
+    out = StringIO()
+    call_command("check", stdout=out, stderr=StringIO())
+    assert "no issues" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_check_command_reports_our_errors() -> None:
+    from django.core.management.base import SystemCheckError
+
+    with override_settings(CHANNEL_LAYERS={}), pytest.raises(SystemCheckError, match=r"sse_notify\.E002"):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.mark.django_db
+def test_migrations_are_complete() -> None:
+    call_command("makemigrations", "--check", "--dry-run", stdout=StringIO(), stderr=StringIO())
