@@ -55,6 +55,10 @@ def _validate(title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
         errors["body"] = f"Body must be a string, not {type(body).__name__}."
     elif len(body) > app_settings.BODY_MAX_LENGTH:
         errors["body"] = f"Body is {len(body)} characters long; the limit is {app_settings.BODY_MAX_LENGTH}."
+    # PostgreSQL cannot store NUL in text or jsonb: refuse it on every database alike.
+    for name, value in (("title", title), ("body", body)):
+        if name not in errors and "\x00" in value:
+            errors[name] = f"{name.capitalize()} contains a NUL character (U+0000), which databases cannot store."
     if level not in Level.values:
         errors["level"] = f"Unknown level {level!r}; choose one of {', '.join(map(repr, Level.values))}."
     if not isinstance(url, str):
@@ -72,8 +76,20 @@ def _validate(title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
         else:
             if len(encoded.encode()) > app_settings.DATA_MAX_BYTES:
                 errors["data"] = f"Data is over the {app_settings.DATA_MAX_BYTES}-byte limit."
+            elif _has_nul(data):
+                errors["data"] = "Data contains a NUL character (U+0000), which databases cannot store."
     if errors:
         raise ValidationError(errors)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def check_url(url: str) -> str | None:
