@@ -41,6 +41,7 @@ from .cursor import parse_cursor
 from .events import HEARTBEAT, encode_common, notification_frame, ready_frame, reset_frame
 from .hub import StreamLimitExceeded, get_hub
 from .models import Inbox, Notification
+from .sse import encode_comment, encode_event
 
 logger = logging.getLogger("sse_notify")
 
@@ -72,15 +73,15 @@ def connect_state(user_id: int, cursor: int | None, invalid: bool) -> dict[str, 
     if cursor is None or reason is not None:
         return {"cursor": last_seq, "unread": unread, "reset": reason, "frames": []}
     rows = list(
-        Notification.objects.filter(recipient_id=user_id).after(cursor).select_related("actor")[: app_settings.REPLAY_LIMIT]
+        Notification.objects.filter(recipient_id=user_id)
+        .after(cursor)
+        .select_related("actor")[: app_settings.REPLAY_LIMIT]
     )
     return {"cursor": cursor, "unread": unread, "reset": None, "frames": _frames(rows, unread)}
 
 
 def catch_up(user_id: int, cursor: int) -> list[tuple[int, bytes]]:
-    rows = list(
-        Notification.objects.filter(recipient_id=user_id).after(cursor).select_related("actor")[:CATCH_UP_PAGE]
-    )
+    rows = list(Notification.objects.filter(recipient_id=user_id).after(cursor).select_related("actor")[:CATCH_UP_PAGE])
     return _frames(rows, _unread(user_id)) if rows else []
 
 
@@ -89,46 +90,61 @@ async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> 
     get_task: asyncio.Task[Any] | None = None
     # Subscribed here, not in the view: if the client leaves before Django starts
     # iterating the body, nothing was registered, so nothing can leak.
-    sub = await get_hub().subscribe(user_id, ip)
+    try:
+        sub = await get_hub().subscribe(user_id, ip)
+    except StreamLimitExceeded as exc:
+        # Requests that raced past the view's check together: the status is sent
+        # already, so end at once and ask the browser to wait before retrying.
+        yield encode_comment(exc.code) + encode_event(retry=int(app_settings.RETRY_MS) * 10)
+        return
     try:
         # Whatever middleware opened in this request's own thread is released now.
         await sync_to_async(db.close_request_connections, thread_sensitive=True)()
         cursor = parse_cursor(raw_cursor)
         invalid = raw_cursor is not None and raw_cursor != "" and cursor is None
         if invalid:
-            logger.info("sse_notify: user %s sent an invalid cursor %r; starting from the present", sub.user_id, (raw_cursor or "")[:40])
+            logger.info(
+                "sse_notify: user %s sent an invalid cursor %r; starting from the present",
+                sub.user_id,
+                (raw_cursor or "")[:40],
+            )
         try:
             state = await db.run(connect_state, sub.user_id, cursor, invalid)
         except Exception as exc:
             db.log_error("stream connect", exc)
             return  # the client reconnects and replays once the database is back
+        max_bytes = app_settings.MAX_STREAM_BYTES
+        budget = float("inf") if max_bytes is None else int(max_bytes)
         cursor = state["cursor"]
         head = [ready_frame(cursor, state["unread"], int(app_settings.RETRY_MS))]
         if state["reset"]:
             if state["reset"] not in ("invalid_cursor",):
                 logger.info("sse_notify: user %s cursor %s: %s", sub.user_id, raw_cursor, state["reset"])
             head.append(reset_frame(cursor, state["unread"], state["reset"]))
-        for seq, frame in state["frames"]:
+        sent = sum(map(len, head))
+        for replayed, (seq, frame) in enumerate(state["frames"]):
+            if sent >= budget and replayed:
+                break  # over the byte budget: end after this chunk; the client resumes from here
             head.append(frame)
+            sent += len(frame)
             cursor = seq
         sub.cursor = cursor
-        sent = sum(map(len, head))
         yield b"".join(head)
+        if sent >= budget:
+            return
 
         lifetime = float(app_settings.MAX_STREAM_LIFETIME) * random.uniform(0.9, 1.0)
         deadline = loop.time() + lifetime
         heartbeat = float(app_settings.HEARTBEAT)
-        max_bytes = app_settings.MAX_STREAM_BYTES
         while True:
+            if loop.time() >= deadline:
+                return
             need_db = sub.behind
             out: list[bytes] = []
             if not need_db:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return
                 if get_task is None:
                     get_task = asyncio.ensure_future(sub.queue.get())
-                done, _ = await asyncio.wait((get_task,), timeout=min(heartbeat, remaining))
+                done, _ = await asyncio.wait((get_task,), timeout=min(heartbeat, max(0.0, deadline - loop.time())))
                 if not done:
                     if loop.time() >= deadline:
                         return
@@ -157,24 +173,33 @@ async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> 
             if need_db:
                 sub.behind = False
                 try:
-                    while True:
-                        page = await db.run(catch_up, sub.user_id, cursor)
-                        for seq, frame in page:
-                            if seq > cursor:
-                                out.append(frame)
-                                cursor = seq
-                        if len(page) < CATCH_UP_PAGE:
+                    # One page per turn, cut at the byte budget, so a stream far behind
+                    # never holds more than a page (or the budget) in memory at once.
+                    page = await db.run(catch_up, sub.user_id, cursor)
+                    room = budget - sent - sum(map(len, out))
+                    taken = 0
+                    for seq, frame in page:
+                        if seq <= cursor:
+                            continue
+                        if room <= 0 and taken:
                             break
+                        out.append(frame)
+                        room -= len(frame)
+                        cursor = seq
+                        taken += 1
+                    if len(page) >= CATCH_UP_PAGE:
+                        sub.behind = True  # more to read on the next turn
                 except Exception as exc:
                     db.log_error("stream catch-up", exc)
                     sub.behind = True
                     await asyncio.sleep(min(heartbeat, float(app_settings.POLL_INTERVAL)))
+                    out.append(HEARTBEAT)  # keeps proxies from cutting a stream waiting on the database
             sub.cursor = cursor
             if out:
                 chunk = b"".join(out)
                 sent += len(chunk)
                 yield chunk
-                if max_bytes is not None and sent >= max_bytes:
+                if sent >= budget:
                     return
     finally:
         if get_task is not None:
@@ -198,7 +223,9 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     headers = cors_headers(request)
     user = await request.auser()
     if not user.is_authenticated:
-        return JsonResponse({"error": "not_authenticated", "detail": "Sign in to receive notifications."}, status=403, headers=headers)
+        return JsonResponse(
+            {"error": "not_authenticated", "detail": "Sign in to receive notifications."}, status=403, headers=headers
+        )
     raw_cursor = request.headers.get("Last-Event-ID")
     if raw_cursor is None:
         raw_cursor = request.GET.get("cursor")
@@ -211,7 +238,9 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
             status=exc.status,
             headers={**headers, "Retry-After": str(max(1, int(app_settings.RETRY_MS) // 1000) * 10)},
         )
-    response = StreamingHttpResponse(event_stream(user.pk, ip, raw_cursor), content_type="text/event-stream; charset=utf-8")
+    response = StreamingHttpResponse(
+        event_stream(user.pk, ip, raw_cursor), content_type="text/event-stream; charset=utf-8"
+    )
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     response["Content-Encoding"] = ""
