@@ -296,3 +296,28 @@ def test_wsgi_request_is_refused_with_501(client, user):
     response = client.get("/notifications/stream/")
     assert response.status_code == 501
     assert response.json()["error"] == "asgi_required"
+
+
+async def test_disconnect_while_joining_the_layer_group_leaves_nothing(fresh_hub, user, monkeypatch):
+    """The client leaves while the hub is still joining the user's group (a slow layer)."""
+    hub = fresh_hub
+    await hub._ensure_started()
+    layer = publish.get_layer()
+    joining = asyncio.Event()
+    original = layer.group_add
+
+    async def slow_group_add(group: str, channel: str) -> None:
+        if group.startswith("sse_notify.user."):
+            joining.set()
+            await asyncio.sleep(0.5)
+        await original(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", slow_group_add)
+    cookie = await sync_to_async(session_cookie)(user)
+    s = AsgiStream(http_scope(cookie=cookie, query=b"cursor=0"))
+    await s.start()
+    await asyncio.wait_for(joining.wait(), 5)
+    await s.disconnect()
+    await asyncio.sleep(0.7)
+    await settle(hub)
+    assert (hub.count, hub.users) == (0, {}), "a stream cancelled while subscribing stayed in the hub"
