@@ -1,0 +1,152 @@
+"""Fixtures for the real-browser tests: the demo under a real Daphne, and Chromium.
+
+The demo runs with ``tests.browser.settings`` on its own SQLite file (not the
+pytest-django test database), set up by ``manage.py demo --no-serve`` exactly as
+a new user would. Notifications are sent from other processes with
+``manage.py sse_notify_send`` (or ``shell -c``), and the database is checked
+with plain ``sqlite3``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, free_port, need
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class Demo:
+    """The demo site served by a Daphne subprocess; ``restart()`` keeps the port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.db = workdir / "demo.sqlite3"
+        self.log = workdir / "daphne.log"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
+            "DEMO_DB": str(self.db),
+            "PYTHONPATH": str(ROOT),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    def send(self, username: str, title: str, *extra: str) -> None:
+        """Send from another process, as a cron job or worker would."""
+        self.manage("sse_notify_send", "--user", username, "--title", title, *extra)
+
+    def shell(self, code: str) -> str:
+        return self.manage("shell", "-c", code).stdout
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db, timeout=10) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def start(self) -> Demo:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "demo_project.asgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daphne exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"daphne did not listen:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def playwright_browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover
+        need(False, "playwright is not installed")
+    need(CHROMIUM.exists(), f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def demo(playwright_browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    server = Demo(tmp_path_factory.mktemp("demo"))
+    server.manage("demo", "--no-serve")  # migrate + demo users, as the README says
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def new_context(playwright_browser: Any, demo: Demo) -> Iterator[Any]:
+    """``new_context(**options)``: a fresh browser profile (cookies, locks, channels)."""
+    contexts: list[Any] = []
+
+    def make(**options: Any) -> Any:
+        options.setdefault("viewport", {"width": 1100, "height": 640})
+        context = playwright_browser.new_context(base_url=demo.base, **options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()

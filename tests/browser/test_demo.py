@@ -1,0 +1,282 @@
+"""The demo in real Chromium: what a signed-in user sees, across tabs and restarts.
+
+Each test signs a demo user in through the sign-in page of a fresh browser
+profile and talks to the demo served by a real Daphne (see conftest.py).
+Notifications come from other processes (``manage.py sse_notify_send``), which
+reach Daphne through the database poll, as with any cron job or worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import Demo
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+OPEN = "() => window.sseNotify && window.sseNotify.connection === 'open'"
+# Records every notification event the page sees, to check each shows once.
+RECORD_EVENTS = """
+window.__seen = [];
+document.addEventListener("sse-notify:notification", (e) => window.__seen.push(e.detail.seq));
+"""
+
+
+def sign_in(context: Any, username: str, path: str = "/") -> Any:
+    """Sign in with the sign-in page's one-click button; land on ``path``."""
+    page = context.new_page()
+    page.goto(f"/login/?next={path}")
+    page.click(f"[data-login={username}]")
+    page.wait_for_url(demo_url(page, path))
+    return page
+
+
+def demo_url(page: Any, path: str) -> Any:
+    return lambda url: url.split("://", 1)[1].split("/", 1)[1] == path.lstrip("/")
+
+
+def open_tab(context: Any, path: str = "/") -> Any:
+    page = context.new_page()
+    page.goto(path)
+    page.wait_for_function(OPEN)
+    return page
+
+
+def badge(page: Any) -> Any:
+    return page.locator("[data-sse-notify-count]").first
+
+
+def unread_in_db(demo: Demo, title: str) -> list[tuple[Any, ...]]:
+    return demo.query("SELECT read_at FROM sse_notify_notification WHERE title = ?", title)
+
+
+def wait_until(check: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
+
+
+def streams_of(page: Any, demo: Demo) -> int:
+    """Open streams the server holds for this page's user (the demo's DEBUG-only view)."""
+    user = page.evaluate("window.sseNotify.config.user")
+    counts = page.request.get(f"{demo.base}/_demo/streams/").json()
+    return int(counts["users"].get(user, 0))
+
+
+def unique(title: str) -> str:
+    return f"{title} {uuid.uuid4().hex[:6]}"
+
+
+# 1 ----------------------------------------------------------------------------------
+
+
+def test_badge_is_server_rendered_and_a_notification_from_another_process_toasts(demo: Demo, new_context: Any) -> None:
+    demo.send("alice", unique("waiting for you"))
+    # Without JavaScript, the badge already has the right count.
+    no_js = sign_in(new_context(java_script_enabled=False), "alice")
+    rendered = int(badge(no_js).text_content())
+    assert rendered >= 1
+
+    context = new_context()
+    page = sign_in(context, "alice")
+    page.wait_for_function(OPEN)
+    expect(badge(page)).to_have_text(str(rendered))
+    title = unique("Build finished")
+    demo.send("alice", title, "--body", "All 312 tests passed.", "--level", "success")
+    toast = page.locator(".sse-notify-toast", has_text=title)
+    expect(toast).to_be_visible(timeout=2000)
+    expect(toast).to_contain_text("All 312 tests passed.")
+    expect(toast).to_have_class("sse-notify-toast sse-notify-level-success")
+    expect(badge(page)).to_have_text(str(rendered + 1))
+    # Accessible: the stack is a polite live region.
+    stack = page.locator(".sse-notify-toasts")
+    assert (stack.get_attribute("role"), stack.get_attribute("aria-live")) == ("status", "polite")
+    # The dropdown list got it too, newest first.
+    expect(page.locator("[data-sse-notify-list] .sse-notify-item").first).to_contain_text(title)
+
+
+# 2 ----------------------------------------------------------------------------------
+
+
+def test_clicking_a_toast_marks_it_read_in_the_database_and_in_every_tab(demo: Demo, new_context: Any) -> None:
+    context = new_context()
+    first = sign_in(context, "bob")
+    first.wait_for_function(OPEN)
+    second = open_tab(context, "/projects/")
+    before = int(badge(first).text_content())
+    title = unique("Review requested")
+    demo.send("bob", title)
+    for page in (first, second):
+        expect(page.locator(".sse-notify-toast", has_text=title)).to_be_visible(timeout=2000)
+        expect(badge(page)).to_have_text(str(before + 1))
+
+    second.locator(".sse-notify-toast", has_text=title).locator(".sse-notify-toast__main").click()
+
+    assert wait_until(lambda: unread_in_db(demo, title)[0][0] is not None), "not marked read in the database"
+    for page in (first, second):
+        expect(badge(page)).to_have_text(str(before))
+        # Read elsewhere: the other tab's toast goes away too.
+        expect(page.locator(".sse-notify-toast", has_text=title)).to_have_count(0)
+    assert second.url.endswith("/projects/")  # no link: clicking did not navigate
+
+
+# 3 ----------------------------------------------------------------------------------
+
+
+def test_two_tabs_share_one_stream_and_the_other_tab_takes_over(demo: Demo, new_context: Any) -> None:
+    context = new_context()
+    leader = sign_in(context, "carol")
+    leader.wait_for_function(OPEN)
+    follower = open_tab(context, "/projects/")
+    assert leader.evaluate("sseNotify.isLeader") is True
+    assert follower.evaluate("sseNotify.isLeader") is False
+    assert streams_of(follower, demo) == 1
+
+    # Events reach the follower through the leader.
+    title = unique("Shared")
+    demo.send("carol", title)
+    expect(follower.locator(".sse-notify-toast", has_text=title)).to_be_visible(timeout=2000)
+
+    leader.close()
+    follower.wait_for_function("() => sseNotify.isLeader && sseNotify.connection === 'open'")
+    assert wait_until(lambda: streams_of(follower, demo) == 1), "the closed tab's stream did not go away"
+    title = unique("After hand-over")
+    demo.send("carol", title)
+    expect(follower.locator(".sse-notify-toast", has_text=title)).to_be_visible(timeout=2000)
+    # The new leader resumed from the last seq it had seen: nothing shown twice.
+    seqs = follower.evaluate(
+        "[...document.querySelectorAll('[data-sse-notify-list] .sse-notify-item')].map(i => i.dataset.seq)"
+    )
+    assert len(seqs) == len(set(seqs))
+
+
+# 4 ----------------------------------------------------------------------------------
+
+
+def test_server_restart_reconnects_and_shows_what_was_sent_while_down(demo: Demo, new_context: Any) -> None:
+    context = new_context()
+    context.add_init_script(RECORD_EVENTS)
+    page = sign_in(context, "admin")
+    page.wait_for_function(OPEN)
+    before = int(badge(page).text_content())
+    live = unique("Before restart")
+    demo.send("admin", live)
+    expect(page.locator(".sse-notify-toast", has_text=live)).to_be_visible(timeout=2000)
+
+    demo.stop()
+    page.wait_for_function("() => sseNotify.connection === 'reconnecting'")
+    missed = [unique("Sent while down 1"), unique("Sent while down 2")]
+    demo.shell(
+        "from django.contrib.auth.models import User; from sse_notify.api import send_notification; "
+        "u = User.objects.get(username='admin'); " + "; ".join(f"send_notification(u, {t!r})" for t in missed)
+    )
+    demo.start()
+
+    page.wait_for_function(OPEN, timeout=15_000)
+    for title in missed:
+        expect(page.locator(".sse-notify-toast", has_text=title)).to_have_count(1, timeout=5000)
+    expect(badge(page)).to_have_text(str(before + 3))
+    seen = page.evaluate("window.__seen")
+    assert len(seen) == 3 and len(set(seen)) == 3, seen
+    expect(page.locator(".sse-notify-toast", has_text=live)).to_have_count(1)
+
+
+# 5 ----------------------------------------------------------------------------------
+
+
+def test_xss_title_is_text_and_javascript_links_are_never_followed(demo: Demo, new_context: Any) -> None:
+    context = new_context()
+    page = sign_in(context, "alice")
+    page.wait_for_function(OPEN)
+    evil = f'<img src=x onerror="window.__xss=1"> {uuid.uuid4().hex[:6]}'
+    # Straight into the table, as a careless script might: send_notification would refuse the link.
+    demo.shell(
+        "from django.contrib.auth.models import User; from sse_notify.models import Notification; "
+        f"Notification.objects.bulk_create([Notification(recipient=User.objects.get(username='alice'), "
+        f"title={evil!r}, url='javascript:window.__pwned=1')])"
+    )
+    toast = page.locator(".sse-notify-toast", has_text=evil)
+    expect(toast).to_be_visible(timeout=2000)
+    expect(toast.locator(".sse-notify-toast__title")).to_have_text(evil)
+    assert page.locator(".sse-notify-toasts img, [data-sse-notify-list] img").count() == 0
+    item = page.locator("[data-sse-notify-list] .sse-notify-item", has_text=evil)
+    assert item.locator("a").count() == 0  # rendered without a link
+
+    url = page.url
+    toast.locator(".sse-notify-toast__main").click()
+    assert wait_until(lambda: unread_in_db(demo, evil)[0][0] is not None)
+    assert page.url == url
+    assert page.evaluate("[window.__xss, window.__pwned]") == [None, None]
+
+    # The inbox page (server-rendered) shows it as text, without the link, too.
+    page.goto("/notifications/")
+    expect(page.locator(".sse-notify-inbox__title", has_text=evil)).to_have_text(evil)
+    assert page.locator(".sse-notify-inbox__title", has_text=evil).locator("a").count() == 0
+
+    # A safe link is followed, and marked read.
+    page.goto("/")
+    page.wait_for_function(OPEN)
+    title = unique("See the projects")
+    demo.send("alice", title, "--url", "/projects/")
+    page.locator(".sse-notify-toast", has_text=title).locator(".sse-notify-toast__main").click()
+    page.wait_for_url("**/projects/")
+    assert wait_until(lambda: unread_in_db(demo, title)[0][0] is not None)
+
+
+# 6 ----------------------------------------------------------------------------------
+
+
+def test_anonymous_pages_open_no_stream(demo: Demo, new_context: Any) -> None:
+    context = new_context()
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto("/projects/")  # redirected to sign in
+    page.wait_for_url("**/login/?next=/projects/")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("typeof window.sseNotify") == "undefined"
+    assert not [u for u in requested if "/notifications/" in u or "sse-notify" in u], requested
+    expect(page.locator("[data-login]")).to_have_count(4)
+
+
+# the README screenshot ----------------------------------------------------------------
+
+
+def test_screenshot_of_the_demo(demo: Demo, new_context: Any, tmp_path: Path) -> None:
+    """Home with the badge and a toast; ``SSE_NOTIFY_SCREENSHOT=1`` saves it as docs/screenshot.png."""
+    demo.shell(
+        "from django.contrib.auth.models import User; from sse_notify.api import send_notification; "
+        "u = User.objects.get(username='carol'); a = User.objects.get(username='bob'); "
+        "send_notification(u, 'Bob commented on Mobile app 2.0', body='Can we move the beta to Friday?', actor=a, url='/projects/'); "
+        "send_notification(u, 'Invoice #1042 is overdue', level='warning')"
+    )
+    context = new_context(viewport={"width": 1100, "height": 680}, reduced_motion="reduce")
+    page = sign_in(context, "carol")
+    page.wait_for_function(OPEN)
+    demo.send(
+        "carol",
+        "Your report is ready",
+        "--body",
+        "The Q3 numbers are in. Have a look before Monday's review.",
+        "--level",
+        "success",
+        "--url",
+        "/projects/",
+    )
+    toast = page.locator(".sse-notify-toast", has_text="Your report is ready")
+    expect(toast).to_be_visible(timeout=2000)
+    page.mouse.move(10, 600)
+    target = ROOT / "docs" / "screenshot.png" if os.environ.get("SSE_NOTIFY_SCREENSHOT") else tmp_path / "shot.png"
+    page.screenshot(path=str(target))
+    assert target.stat().st_size > 10_000
