@@ -19,6 +19,18 @@ Deliberate choices (do not "fix"):
   behind. That bounds the delay of anything the layer never delivered: a
   sender in another process on the in-memory layer, a dropped message, Redis
   restarting.
+- Group joins and leaves run at most ``MEMBERSHIP_CONCURRENCY`` at a time:
+  10,000 clients connecting at once would otherwise start 10,000 concurrent
+  ``group_add`` calls, and redis-py 8's async pool raises ``MaxConnectionsError``
+  past 100 connections (its default ``max_connections``).
+- With ``GROUP_SEND_THRESHOLD = 0`` every send goes to the broadcast group and
+  the hub joins no per-user group at all ("every process receives
+  everything"): cheapest connects, one layer message per send per process.
+- A receive that times out (redis-py 8's 5 s default ``socket_timeout`` cuts
+  the core Redis layer's 5 s blocking read: "Timeout reading from ...") is
+  retried at once: the hub's channel and groups are intact, and a message lost
+  in that instant is found by the database poll. Check ``sse_notify.W003``
+  reports the configuration; the hub just survives it.
 """
 
 from __future__ import annotations
@@ -32,13 +44,23 @@ from typing import Any
 
 from .conf import app_settings
 from .events import notification_frame, read_frame
-from .publish import BROADCAST_GROUP, DELIVER, READ, get_layer, user_group
+from .publish import BROADCAST_GROUP, DELIVER, DELIVER_MANY, READ, get_layer, user_group
 
 logger = logging.getLogger("sse_notify")
 
 #: Queue item telling a stream to check the database.
 SYNC: tuple[None, None] = (None, None)
 Item = tuple[int | None, bytes | None]
+
+#: Group joins/leaves in flight at once per process (see the module docstring).
+MEMBERSHIP_CONCURRENCY = 16
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    """A socket read timeout from the layer's client (redis-py ``TimeoutError``)."""
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return True
+    return type(exc).__name__ == "TimeoutError" and type(exc).__module__.startswith("redis")
 
 
 class StreamLimitExceeded(Exception):
@@ -50,7 +72,7 @@ class StreamLimitExceeded(Exception):
 class Subscription:
     """One open stream's mailbox. ``cursor`` is the last seq its client was sent."""
 
-    __slots__ = ("user_id", "ip", "queue", "cursor", "behind", "_hub", "__weakref__")
+    __slots__ = ("__weakref__", "_hub", "behind", "cursor", "ip", "queue", "user_id")
 
     def __init__(self, hub: Hub, user_id: int, ip: str | None, size: int) -> None:
         self._hub: Hub | None = hub
@@ -86,6 +108,8 @@ class Hub:
         self._membership: dict[int, asyncio.Task[Any]] = {}
         self._started: asyncio.Task[None] | None = None
         self._layer_ok = True
+        self._membership_slots = asyncio.Semaphore(MEMBERSHIP_CONCURRENCY)
+        self.read_timeouts = 0
 
     # -- streams -------------------------------------------------------------
 
@@ -119,7 +143,7 @@ class Hub:
         self.count += 1
         if ip:
             self.per_ip[ip] += 1
-        if first and self.layer is not None:
+        if first and self.layer is not None and self._per_user_groups():
             joined = self._member_op(user_id, self._join_user)
             # Wait (without cancelling it) so live messages reach this stream from
             # the start; a slow or dead layer is covered by the database poll.
@@ -142,7 +166,7 @@ class Hub:
                 del self.per_ip[sub.ip]
         if not subs:
             del self.users[sub.user_id]
-            if self.layer is not None:
+            if self.layer is not None and self._per_user_groups():
                 self._member_op(sub.user_id, self._leave_user)
 
     def streams_of(self, user_id: int) -> int:
@@ -154,13 +178,10 @@ class Hub:
         kind = message.get("type")
         users = self.users
         if kind == DELIVER:
-            common = message["common"]
-            for uid, pk, seq, unread in message["items"]:
-                subs = users.get(uid)
-                if subs:
-                    item = (seq, notification_frame(common, pk, seq, unread))
-                    for sub in subs:
-                        sub.offer(item)
+            self._deliver(message["common"], message["items"])
+        elif kind == DELIVER_MANY:
+            for common, items in message["messages"]:
+                self._deliver(common, items)
         elif kind == READ:
             for uid, unread, ids in message["users"]:
                 subs = users.get(uid)
@@ -170,6 +191,16 @@ class Hub:
                         sub.offer(item)
         else:
             logger.debug("sse_notify: hub ignored message of type %r", kind)
+
+    def _deliver(self, common: str, items: list[list[int]]) -> None:
+        # Each frame is encoded once per user, only for users with a stream here.
+        users = self.users
+        for uid, pk, seq, unread in items:
+            subs = users.get(uid)
+            if subs:
+                item = (seq, notification_frame(common, pk, seq, unread))
+                for sub in subs:
+                    sub.offer(item)
 
     def nudge(self, user_ids: Any = None) -> None:
         """Tell streams (of ``user_ids``, or all) to check the database."""
@@ -190,7 +221,9 @@ class Hub:
         if self.layer is not None:
             try:
                 self.channel = await self.layer.new_channel("sse_notify.hub.")
-                await asyncio.wait_for(self.layer.group_add(BROADCAST_GROUP, self.channel), app_settings.PUBLISH_TIMEOUT)
+                await asyncio.wait_for(
+                    self.layer.group_add(BROADCAST_GROUP, self.channel), app_settings.PUBLISH_TIMEOUT
+                )
             except Exception as exc:
                 self._layer_ok = False
                 logger.warning("sse_notify: channel layer unavailable at start (%s); using the database", exc)
@@ -226,6 +259,11 @@ class Hub:
 
     # -- group membership --------------------------------------------------------
 
+    @staticmethod
+    def _per_user_groups() -> bool:
+        """False in "every process receives everything" mode (threshold 0)."""
+        return int(app_settings.GROUP_SEND_THRESHOLD) > 0
+
     def _member_op(self, user_id: int, op: Callable[[int], Coroutine[Any, Any, None]]) -> asyncio.Task[Any]:
         """Run joins and leaves of one user's group in order, never concurrently."""
         previous = self._membership.get(user_id)
@@ -233,7 +271,8 @@ class Hub:
         async def run() -> None:
             if previous is not None:
                 await asyncio.gather(previous, return_exceptions=True)
-            await op(user_id)
+            async with self._membership_slots:
+                await op(user_id)
 
         task = asyncio.ensure_future(run())
         self._membership[user_id] = task
@@ -258,8 +297,9 @@ class Hub:
     async def _rejoin_all(self) -> None:
         assert self.channel is not None
         await self.layer.group_add(BROADCAST_GROUP, self.channel)
-        for uid in list(self.users):
-            await self.layer.group_add(user_group(uid), self.channel)
+        if self._per_user_groups():
+            for uid in list(self.users):
+                await self.layer.group_add(user_group(uid), self.channel)
 
     # -- background loops --------------------------------------------------------
 
@@ -284,6 +324,17 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if _is_read_timeout(exc):
+                    # Idle blocking read cut by the client's socket timeout: the
+                    # layer is fine; read again (the poll covers a lost message).
+                    self.read_timeouts += 1
+                    if self.read_timeouts == 1:
+                        logger.warning(
+                            "sse_notify: channel layer receive timed out (%s); retrying. With channels_redis' "
+                            "RedisChannelLayer set the hosts' socket_timeout above 5 s (check sse_notify.W003).",
+                            exc,
+                        )
+                    continue
                 self._layer_ok = False
                 logger.warning(
                     "sse_notify: channel layer receive failed (%s: %s); streams fall back to the database",

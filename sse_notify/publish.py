@@ -28,6 +28,10 @@ logger = logging.getLogger("sse_notify")
 
 BROADCAST_GROUP = "sse_notify.broadcast"
 DELIVER = "sse_notify.deliver"
+#: Several deliver messages in one layer message: ``{"type": DELIVER_MANY,
+#: "messages": [[common, items], ...]}``. A send to many users with per-user
+#: content (distinct ``data``) crosses the layer once instead of once per user.
+DELIVER_MANY = "sse_notify.deliver_many"
 READ = "sse_notify.read"
 
 
@@ -62,10 +66,7 @@ def _targets(message: dict[str, Any], users: Iterable[int]) -> list[tuple[str, d
     if len(users) == 1:
         return [(user_group(users[0]), message)]
     key = "items" if message["type"] == DELIVER else "users"
-    return [
-        (user_group(uid), {**message, key: [item for item in message[key] if item[0] == uid]})
-        for uid in users
-    ]
+    return [(user_group(uid), {**message, key: [item for item in message[key] if item[0] == uid]}) for uid in users]
 
 
 async def _send_all(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None:
@@ -87,28 +88,42 @@ def _publish(sends: list[tuple[str, dict[str, Any]]]) -> None:
         async_to_sync(_send_all)(layer, sends)
     except Exception as exc:
         logger.warning(
-            "sse_notify: publish to channel layer failed (%s: %s); streams will find the notifications "
-            "in the database",
+            "sse_notify: publish to channel layer failed (%s: %s); streams will find the notifications in the database",
             type(exc).__name__,
             exc,
         )
+
+
+def created_sends(notifications: Iterable[Notification]) -> list[tuple[str, dict[str, Any]]]:
+    """The layer sends for newly created notifications.
+
+    Up to ``GROUP_SEND_THRESHOLD`` recipients: one message per user group. More:
+    everything goes in one message to the broadcast group, even when each user's
+    notification differs (``DELIVER_MANY``), so a 10,000-user send is one layer
+    message per process instead of 10,000 (which would overflow the hub's
+    channel capacity and leave delivery to the database poll).
+    """
+    messages = deliver_messages(notifications)
+    recipients = {item[0] for message in messages for item in message["items"]}
+    if len(messages) > 1 and len(recipients) > app_settings.GROUP_SEND_THRESHOLD:
+        batch = {"type": DELIVER_MANY, "messages": [[m["common"], m["items"]] for m in messages]}
+        return [(BROADCAST_GROUP, batch)]
+    sends: list[tuple[str, dict[str, Any]]] = []
+    for message in messages:
+        sends.extend(_targets(message, (item[0] for item in message["items"])))
+    return sends
 
 
 def publish_created(notifications: list[Notification]) -> None:
     """Called on commit: wake the recipients' streams, then tell integrators."""
     from .signals import notification_sent
 
-    sends: list[tuple[str, dict[str, Any]]] = []
-    for message in deliver_messages(notifications):
-        sends.extend(_targets(message, (item[0] for item in message["items"])))
-    _publish(sends)
+    _publish(created_sends(notifications))
     for receiver, result in notification_sent.send_robust(
         sender=notifications[0].__class__, notifications=notifications
     ):
         if isinstance(result, Exception):
-            logger.error(
-                "sse_notify: notification_sent receiver %r failed", receiver, exc_info=result
-            )
+            logger.error("sse_notify: notification_sent receiver %r failed", receiver, exc_info=result)
 
 
 def publish_read(changes: Mapping[int, tuple[int, list[int] | None]], *, read: bool) -> None:
