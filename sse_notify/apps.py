@@ -16,6 +16,7 @@ class SseNotifyConfig(AppConfig):
 
         checks.register(sse_checks.check_settings)
         checks.register(sse_checks.check_channel_layer)
+        checks.register(sse_checks.check_redis_layer)
         notify.connect(handle_notify, dispatch_uid="sse_notify.notify")
         post_delete.connect(unread_deleted, sender=Notification, dispatch_uid="sse_notify.unread_deleted")
         if apps.is_installed("django.contrib.admin"):

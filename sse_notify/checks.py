@@ -3,7 +3,7 @@
 Ids: E001 channels not importable, E002 channel layer alias missing, E003
 unknown ``SSE_NOTIFY`` key, E004 bad ``SSE_NOTIFY`` value, E005 bad CORS
 origin, W001 in-memory layer in production, W002 no ``ASGI_APPLICATION``,
-W003/W004 channels-redis traps (see ``check_channel_layer``).
+W003-W006 channels-redis / redis-py 8 traps (see ``check_redis_layer``).
 """
 
 from __future__ import annotations
@@ -144,4 +144,151 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 id="sse_notify.W001",
             )
         )
+    return errors
+
+
+# -- channels_redis traps (W003-W006) ---------------------------------------------
+
+#: Seconds between the hub's re-joins of its groups (``_poll_loop``: every 600 polls).
+MEMBERSHIP_REFRESH_POLLS = 600
+#: Below this, a burst to one process is dropped on the layer (see W006).
+MIN_HUB_CAPACITY = 1000
+
+
+def _host_options(host: Any) -> dict[str, Any]:
+    """The redis-py options a channels_redis ``hosts`` entry sets explicitly."""
+    from urllib.parse import parse_qs
+
+    options: dict[str, Any] = {}
+    address = None
+    if isinstance(host, dict):
+        options.update(host)
+        address = host.get("address")
+    elif isinstance(host, str):
+        address = host
+    if isinstance(address, str):
+        for key, values in parse_qs(urlsplit(address).query).items():
+            options.setdefault(key, values[-1])
+    return options
+
+
+def _redis_default(name: str) -> Any:
+    """redis-py's default for ``socket_timeout`` (5 s since redis-py 8, none before)."""
+    try:
+        from redis import _defaults
+    except ImportError:
+        return None
+    return getattr(_defaults, name, None)
+
+
+def _redis_major() -> int:
+    try:
+        import redis
+    except ImportError:
+        return 0
+    try:
+        return int(str(redis.__version__).split(".")[0])
+    except ValueError:
+        return 0
+
+
+def _as_seconds(value: Any) -> float | None:
+    if value is None or value == "" or str(value).lower() == "none":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_redis_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """channels_redis + redis-py 8 configurations that break or slow the streams.
+
+    W003 core layer whose socket_timeout cuts its 5 s blocking read; W004 async
+    pool limited to redis-py 8's default 100 connections (it raises, not waits);
+    W005 group_expiry shorter than the hub's group refresh; W006 core layer
+    capacity too low for bursts to one process.
+    """
+    from django.utils.module_loading import import_string
+
+    alias = (getattr(settings, "SSE_NOTIFY", None) or {}).get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
+    layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get(alias)
+    if not isinstance(layer, dict) or not str(layer.get("BACKEND", "")).startswith("channels_redis"):
+        return []
+    try:
+        cls = import_string(layer["BACKEND"])
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:
+        return []  # an unimportable backend is reported when the layer is built
+    config = dict(layer.get("CONFIG") or {})
+    hosts = config.get("hosts") or [("localhost", 6379)]
+    core = isinstance(cls, type) and issubclass(cls, RedisChannelLayer)
+    where = f"CHANNEL_LAYERS[{alias!r}]"
+    errors: list[CheckMessage] = []
+
+    if core:
+        brpop = float(getattr(cls, "brpop_timeout", 5))
+        for index, host in enumerate(hosts):
+            options = _host_options(host)
+            timeout = (
+                _as_seconds(options["socket_timeout"]) if "socket_timeout" in options else _redis_default("DEFAULT_SOCKET_TIMEOUT")
+            )
+            if timeout is not None and timeout < brpop + 1:
+                errors.append(
+                    Warning(
+                        f"{where} host {index}: socket_timeout is {timeout:g} s, not above RedisChannelLayer's "
+                        f"{brpop:g} s blocking read: every idle receive fails with 'Timeout reading from ...' "
+                        "(redis-py 8 made 5 s the default).",
+                        hint=(
+                            "Give the host as a dict with a longer timeout, e.g. "
+                            "{'address': 'redis://127.0.0.1:6379/0', 'socket_timeout': 10, "
+                            "'socket_connect_timeout': 5, 'max_connections': 1000}."
+                        ),
+                        id="sse_notify.W003",
+                    )
+                )
+    if _redis_major() >= 8:
+        for index, host in enumerate(hosts):
+            options = _host_options(host)
+            if "max_connections" not in options and not (isinstance(host, dict) and "sentinels" in host):
+                errors.append(
+                    Warning(
+                        f"{where} host {index}: no max_connections; redis-py 8's async pool allows 100 "
+                        "connections per process and then raises MaxConnectionsError ('Too many connections') "
+                        "instead of waiting, so bursts of group_add/group_send fail.",
+                        hint="Give the host as a dict with 'max_connections' sized to your concurrency, e.g. 1000.",
+                        id="sse_notify.W004",
+                    )
+                )
+    if core:
+        poll = DEFAULTS["POLL_INTERVAL"]
+        user = getattr(settings, "SSE_NOTIFY", None) or {}
+        if _positive_number(user.get("POLL_INTERVAL", poll)):
+            poll = user.get("POLL_INTERVAL", poll)
+        refresh = MEMBERSHIP_REFRESH_POLLS * float(poll)
+        expiry = config.get("group_expiry", 86400)
+        if _positive_number(expiry) and expiry < 2 * refresh:
+            errors.append(
+                Warning(
+                    f"{where} group_expiry is {expiry:g} s but sse_notify's hubs refresh their group membership "
+                    f"only every {refresh:g} s (600 x POLL_INTERVAL): processes drop out of their groups and "
+                    "notifications arrive only through the database poll.",
+                    hint=f"Set group_expiry to at least {int(2 * refresh)} s (the default 86400 is fine).",
+                    id="sse_notify.W005",
+                )
+            )
+        try:
+            capacity = cls(**config).get_capacity("sse_notify.hub.x!y")
+        except Exception:
+            capacity = config.get("capacity", 100)
+        if isinstance(capacity, int) and capacity < MIN_HUB_CAPACITY:
+            errors.append(
+                Warning(
+                    f"{where} capacity is {capacity}: each process receives all its notifications on one "
+                    f"channel, and a burst of more than {capacity} layer messages to one process is dropped "
+                    "(nothing is lost, but those notifications wait for the database poll).",
+                    hint=f"Set 'capacity': {MIN_HUB_CAPACITY * 10} (or a channel_capacity entry for 'sse_notify.hub.*').",
+                    id="sse_notify.W006",
+                )
+            )
     return errors
