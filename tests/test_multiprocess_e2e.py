@@ -1,0 +1,77 @@
+"""Two Daphne processes joined by nothing but Redis; a third process sends.
+
+``POLL_INTERVAL`` is 30 s on both servers and each wait below is at most 5 s,
+so every event that arrives came through the channel layer, i.e. within the
+layer's latency (milliseconds), not the database poll's. No timed assertion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from tests.conftest import session_cookie
+from tests.sse_client import SSEStream
+from tests.test_redis import BACKENDS, LAYER_ONLY, layers_for, send_from_other_process  # noqa: F401
+
+pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+async def open_streams(urls_cookies: list[tuple[str, str]]) -> list[SSEStream]:
+    streams = [SSEStream(url, cookie=cookie) for url, cookie in urls_cookies]
+    await asyncio.gather(*(s.__aenter__() for s in streams))
+    for s in streams:
+        assert (await s.next_event()).event == "ready"
+    return streams
+
+
+async def titles(stream: SSEStream, count: int) -> list[str]:
+    return [e.json()["title"] for e in await stream.events(count, kind="notification", timeout=5)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=["core", "pubsub"])
+async def test_two_processes_share_redis(daphne, layers_for, django_user_model, backend):  # noqa: F811
+    layers: dict[str, Any] = layers_for(backend)
+    one = daphne(layers=layers, overrides=LAYER_ONLY)
+    two = daphne(layers=layers, overrides=LAYER_ONLY)
+
+    def setup() -> list[str]:
+        users = django_user_model.objects.bulk_create([django_user_model(username=f"p{i}") for i in range(20)])
+        return [session_cookie(u) for u in users]
+
+    cookies = await sync_to_async(setup)()
+    url = "/notifications/stream/?cursor=0"
+    # p0 on both servers, p1 on one, p2 on two; p3..p19 have no stream.
+    a_one, a_two, b_one, c_two = streams = await open_streams(
+        [(one.url(url), cookies[0]), (two.url(url), cookies[0]), (one.url(url), cookies[1]), (two.url(url), cookies[2])]
+    )
+    try:
+        # A send to a few users goes through their user groups.
+        await send_from_other_process(
+            layers, "send_notification(User.objects.filter(username__in=['p0', 'p1', 'p2']), 'few')"
+        )
+        for s in streams:
+            assert await titles(s, 1) == ["few"]
+        # A send to more than GROUP_SEND_THRESHOLD (16) users goes once to the broadcast group.
+        await send_from_other_process(layers, "send_notification(User.objects.all(), 'everyone')")
+        for s in streams:
+            assert await titles(s, 1) == ["everyone"]
+        # Personal content to many users travels as one batched message and is not mixed up.
+        await send_from_other_process(
+            layers,
+            "Notification.objects.bulk_create([Notification(recipient=u, title='for ' + u.username) "
+            "for u in User.objects.order_by('pk')])",
+        )
+        assert await titles(a_one, 1) == ["for p0"]
+        assert await titles(a_two, 1) == ["for p0"]
+        assert await titles(b_one, 1) == ["for p1"]
+        assert await titles(c_two, 1) == ["for p2"]
+        # Exactly once each, in seq order, on both processes.
+        for s in streams:
+            ids = [e.id for e in s.parser.events if e.event == "notification"]
+            assert ids == ["1", "2", "3"]
+    finally:
+        await asyncio.gather(*(s.close() for s in streams), return_exceptions=True)

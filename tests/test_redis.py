@@ -1,0 +1,141 @@
+"""Live delivery through channels_redis (both layers) on a real Daphne and Redis.
+
+Daphne runs with ``POLL_INTERVAL`` at 30 s, so within these tests' timeouts
+only the channel layer can deliver: an event that arrives proves the layer
+path, not the database poll. Notifications are sent from a separate process
+(``django shell``), as a cron job or worker would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from tests.conftest import redis_layers, run_manage, session_cookie
+from tests.sse_client import SSEStream
+
+pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+BACKENDS = ["channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer"]
+#: Long enough that the database poll cannot deliver anything during a test.
+LAYER_ONLY = {"POLL_INTERVAL": 30.0}
+
+
+def forget_prefix(layers: dict[str, Any]) -> None:
+    """Delete this test's keys (group sets live for group_expiry, 24 h by default)."""
+    import redis
+
+    config = layers["default"]["CONFIG"]
+    host = config["hosts"][0]
+    url = host["address"] if isinstance(host, dict) else host
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=config["prefix"] + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def layers_for(redis_url: str):
+    made: list[dict[str, Any]] = []
+
+    def make(backend: str, **config: Any) -> dict[str, Any]:
+        layers = redis_layers(redis_url, backend=backend, **config)
+        made.append(layers)
+        return layers
+
+    yield make
+    for layers in made:
+        forget_prefix(layers)
+
+
+async def send_from_other_process(layers: dict[str, Any], code: str) -> None:
+    """Run ``code`` in ``django shell`` with ``User``, ``send_notification`` and ``Notification`` imported."""
+    prelude = (
+        "from django.contrib.auth.models import User\n"
+        "from sse_notify.api import send_notification\n"
+        "from sse_notify.models import Notification\n"
+    )
+    proc = await asyncio.to_thread(run_manage, "shell", "-c", prelude + code, layers=layers, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "publish to channel layer failed" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=["core", "pubsub"])
+async def test_layer_delivers_live_from_another_process(daphne, layers_for, make_user, backend):
+    layers = layers_for(backend)
+    server = daphne(layers=layers, overrides=LAYER_ONLY)
+    alice = await sync_to_async(make_user)("alice")
+    cookie = await sync_to_async(session_cookie)(alice)
+    async with SSEStream(server.url("/notifications/stream/?cursor=0"), cookie=cookie) as s:
+        assert (await s.next_event()).event == "ready"
+        await send_from_other_process(layers, "send_notification(User.objects.get(username='alice'), 'via redis')")
+        event = await s.next_event(timeout=10)
+        assert (event.event, event.id, event.json()["title"]) == ("notification", "1", "via redis")
+        # Mark-as-read elsewhere reaches the open stream too.
+        await send_from_other_process(layers, "Notification.objects.filter(recipient__username='alice').mark_read()")
+        read = await s.next_event(timeout=10)
+        assert read.event == "read" and read.json()["unread"] == 0
+
+
+async def test_stream_survives_redis_read_timeouts(daphne, layers_for, make_user):
+    """redis-py 8 cuts the core layer's 5 s blocking read with its 5 s default
+    socket_timeout ("Timeout reading from ..."). Same failure, shortened: a
+    0.5 s socket_timeout times out the hub's receive three times while the
+    stream waits; the stream stays open and the next notification still
+    arrives through the layer."""
+    url = "redis://127.0.0.1:6379/0"
+    layers = layers_for(BACKENDS[0])
+    layers["default"]["CONFIG"]["hosts"] = [{"address": url, "socket_timeout": 0.5}]
+    server = daphne(layers=layers, overrides=LAYER_ONLY)
+    alice = await sync_to_async(make_user)("alice")
+    cookie = await sync_to_async(session_cookie)(alice)
+    async with SSEStream(server.url("/notifications/stream/?cursor=0"), cookie=cookie) as s:
+        assert (await s.next_event()).event == "ready"
+        # Three read timeouts go by. (A plain sleep: SSEStream.silence() cancels the
+        # pending read when it times out, which closes httpx's body iterator.)
+        await asyncio.sleep(1.6)
+        await send_from_other_process(layers, "send_notification(User.objects.get(username='alice'), 'after timeouts')")
+        event = await s.next_event(timeout=10)
+        assert event.json()["title"] == "after timeouts"
+        await asyncio.sleep(1.1)
+        await send_from_other_process(layers, "send_notification(User.objects.get(username='alice'), 'still live')")
+        assert (await s.next_event(timeout=10)).json()["title"] == "still live"
+    log = server.output()
+    assert "receive timed out" in log  # the timeouts really happened...
+    assert "receive failed" not in log  # ...and were not treated as a layer outage
+
+
+async def test_many_users_connecting_at_once_all_join_their_groups(daphne, layers_for, django_user_model):
+    """150 users connect at once: their group joins must not exceed redis-py 8's
+    default pool of 100 connections (which raises "Too many connections"), or
+    those users would get nothing live. Each then gets a personal notification
+    sent to their own group."""
+    layers = layers_for(BACKENDS[0])
+    server = daphne(layers=layers, overrides=LAYER_ONLY)
+    count = 150
+
+    def setup() -> list[str]:
+        users = django_user_model.objects.bulk_create([django_user_model(username=f"storm{i}") for i in range(count)])
+        return [session_cookie(u) for u in users]
+
+    cookies = await sync_to_async(setup)()
+    streams = [SSEStream(server.url("/notifications/stream/?cursor=0"), cookie=c) for c in cookies]
+    try:
+        await asyncio.gather(*(s.__aenter__() for s in streams))
+        readies = await asyncio.gather(*(s.next_event(timeout=20) for s in streams))
+        assert {e.event for e in readies} == {"ready"}
+        await send_from_other_process(
+            layers,
+            f"for i in range({count}):\n    send_notification(User.objects.get(username=f'storm{{i}}'), f'hi {{i}}')\n",
+        )
+        events = await asyncio.gather(*(s.next_event(timeout=10) for s in streams))
+        assert [e.json()["title"] for e in events] == [f"hi {i}" for i in range(count)]
+    finally:
+        await asyncio.gather(*(s.close() for s in streams), return_exceptions=True)
+    assert "Too many connections" not in server.output()
