@@ -162,9 +162,14 @@ class NotificationAdmin(admin.ModelAdmin):
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.send_template, context)
 
-    @staticmethod
-    def _initial_from_query(request: HttpRequest) -> dict[str, Any]:
-        """``?users=1,2,3`` (from the User action) preselects those users."""
+    def _initial_from_query(self, request: HttpRequest) -> dict[str, Any]:
+        """``?users=1,2,3`` (from the User action) preselects those users.
+
+        Only for senders who may view users: the preselected options show usernames.
+        """
+        user_admin = self.admin_site._registry.get(get_user_model())
+        if user_admin is None or not user_admin.has_view_permission(request):
+            return {}
         ids = [part for part in request.GET.get("users", "").split(",") if part.strip().isdigit()]
         return {"users": [int(pk) for pk in ids[:MAX_PRESELECTED_USERS]]} if ids else {}
 

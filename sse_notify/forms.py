@@ -51,7 +51,11 @@ def user_widget(admin_site: AdminSite) -> forms.SelectMultiple:
 class SendNotificationForm(forms.Form):
     """Recipients (users, groups or everyone) and the notification's content."""
 
-    users = forms.ModelMultipleChoiceField(queryset=get_user_model()._default_manager.none(), required=False)
+    users = forms.ModelMultipleChoiceField(
+        queryset=get_user_model()._default_manager.none(),
+        required=False,
+        help_text=_("Type to search users (needs the permission to view users)."),
+    )
     groups = forms.ModelMultipleChoiceField(
         queryset=Group.objects.none(),
         required=False,

@@ -287,3 +287,50 @@ def test_user_action_added_once_and_survives_reregistration() -> None:
     site.register(User, UserAdmin)
     assert add_user_action(site) is True
     assert send_notification_to_users in site._registry[User].actions
+
+
+# -- end to end: the admin page reaches an open stream through a real Daphne -------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+async def test_admin_send_reaches_an_open_stream(daphne: Any, make_user: Any) -> None:
+    import re
+
+    import httpx
+    from asgiref.sync import sync_to_async
+
+    from tests.conftest import session_cookie
+    from tests.sse_client import SSEStream
+
+    server = daphne()
+    alice = await sync_to_async(make_user)("alice")
+    boss = await sync_to_async(make_user)("boss", is_staff=True, is_superuser=True)
+    alice_cookie, boss_cookie = await sync_to_async(session_cookie)(alice), await sync_to_async(session_cookie)(boss)
+    send_path = "/admin/sse_notify/notification/send/"
+    async with SSEStream(server.url("/notifications/stream/?cursor=0"), cookie=alice_cookie) as stream:
+        assert (await stream.next_event()).event == "ready"
+        async with httpx.AsyncClient(base_url=server.base, cookies={"sessionid": boss_cookie}) as http:
+            page = await http.get(send_path)
+            assert page.status_code == 200
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+            assert token
+            response = await http.post(
+                send_path,
+                data={"csrfmiddlewaretoken": token[1], "users": [str(alice.pk)], "title": "From the admin",
+                      "body": "", "level": "warning", "url": "/orders/7/"},
+            )  # fmt: skip
+            assert response.status_code == 302, response.text[-2000:]
+        event = await stream.next_event()
+        assert (event.event, event.id) == ("notification", "1")
+        assert event.json()["title"] == "From the admin"
+        assert (event.json()["level"], event.json()["url"], event.json()["actor"]) == ("warning", "/orders/7/", "boss")
+
+
+def test_preselection_needs_the_view_user_permission(client: Any, make_user: Any) -> None:
+    alice = make_user("alice")
+    client.force_login(staff_with(make_user, "add_notification"))
+    page = client.get(reverse(SEND), {"users": str(alice.pk)})
+    assert page.status_code == 200
+    assert "users" not in page.context["form"].initial
+    assert ">alice<" not in page.text  # no username leaked to someone who may not list users
