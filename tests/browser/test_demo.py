@@ -250,6 +250,56 @@ def test_anonymous_pages_open_no_stream(demo: Demo, new_context: Any) -> None:
     expect(page.locator("[data-login]")).to_have_count(4)
 
 
+# reconnect policy -------------------------------------------------------------------
+
+
+def test_5xx_and_429_are_retried_with_backoff_then_the_stream_resumes(demo: Demo, new_context: Any) -> None:
+    """A proxy's 503 or a 429 is not the end (a native EventSource would give up)."""
+    context = new_context()
+    page = sign_in(context, "bob", "/projects/")
+    page.wait_for_function(OPEN)
+    answers = [
+        {"status": 503, "content_type": "text/html", "body": "<h1>Bad gateway</h1>"},
+        {"status": 429, "content_type": "application/json", "body": "{}", "headers": {"Retry-After": "0"}},
+    ]
+    seen: list[str] = []
+
+    def stream(route: Any) -> None:
+        seen.append(route.request.headers.get("last-event-id", ""))
+        if answers:
+            route.fulfill(**answers.pop(0))
+        else:
+            route.continue_()
+
+    page.route("**/notifications/stream/**", stream)
+    page.reload()
+    page.wait_for_function(OPEN)
+    assert len(seen) == 3
+    assert seen[0] == ""  # first connect of a page: ?cursor=, no header
+    assert seen[1] == seen[2] != ""  # reconnects resume with Last-Event-ID
+    title = unique("After the outage")
+    demo.send("bob", title)
+    expect(page.locator(".sse-notify-toast", has_text=title)).to_be_visible(timeout=2000)
+
+
+def test_signing_out_in_one_tab_stops_the_other(demo: Demo, new_context: Any) -> None:
+    context = new_context()
+    first = sign_in(context, "carol")
+    first.wait_for_function(OPEN)
+    second = open_tab(context, "/projects/")
+    asked: list[str] = []
+    second.on("request", lambda r: asked.append(r.url) if "/notifications/stream/" in r.url else None)
+
+    first.get_by_role("button", name="Sign out").click()
+    first.wait_for_url("**/login/")
+    # The other tab takes the stream over, is told 403 and stops for good.
+    second.wait_for_function("() => sseNotify.connection === 'signed-out'")
+    tries = len(asked)
+    assert tries == 1
+    second.wait_for_timeout(1000)  # several backoff periods (RETRY_MS is 300 here)
+    assert len(asked) == tries
+
+
 # the README screenshot ----------------------------------------------------------------
 
 

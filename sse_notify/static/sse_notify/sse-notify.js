@@ -688,6 +688,10 @@
     });
     syncDesktopButtons();
     setUnread(state.unread);
+    // Server-rendered times say when the page was made; say it relative to now.
+    document.querySelectorAll(".sse-notify-item__time[datetime]").forEach((time) => {
+      time.textContent = relativeTime(time.dateTime) || time.textContent;
+    });
     region(); // the live region exists before anything is announced in it
   }
 
