@@ -174,3 +174,50 @@ def test_prune_keeps_the_newer_pruned_seq(make_user: Any) -> None:
 def test_prune_rejects_bad_batch_size() -> None:
     with pytest.raises(CommandError, match="--batch-size"):
         run("sse_notify_prune", "--older-than", "1d", "--batch-size", "0")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_after_a_prune_an_old_cursor_gets_a_reset_event(fresh_hub: Any, make_user: Any) -> None:
+    """What pruned_seq is for: a client resuming from before the prune must reload its list."""
+    from asgiref.sync import sync_to_async
+
+    from tests.test_stream_asgi import open_stream
+
+    alice = await sync_to_async(make_user)("alice")
+
+    def prepare() -> None:
+        old = send_notification(alice, "old 1") + send_notification(alice, "old 2")
+        Notification.objects.filter(pk__in=[n.pk for n in old]).mark_read()
+        age(old, 40)
+        send_notification(alice, "new")  # seq 3
+        run("sse_notify_prune", "--older-than", "30d")
+
+    await sync_to_async(prepare)()
+    stale = await open_stream(alice, cursor="1")  # saw seq 1, which is gone now
+    await stale.read_until(lambda s: s.events("reset"))
+    (reset,) = stale.events("reset")
+    assert (reset.id, reset.json()["reason"], reset.json()["cursor"]) == ("3", "expired", 3)
+    await stale.disconnect()
+
+    fresh = await open_stream(alice, cursor="2")  # up to date with everything pruned
+    await fresh.read_until(lambda s: s.notifications())
+    assert [e.json()["title"] for e in fresh.notifications()] == ["new"]
+    assert not fresh.events("reset")
+    await fresh.disconnect()
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_commands_from_a_shell_exit_status_and_messages(make_user: Any) -> None:
+    """What cron sees: exit status 0 and a count, or 1 and the reason on stderr."""
+    from tests.conftest import run_manage
+
+    make_user("alice")
+    ok = run_manage("sse_notify_send", "--user", "alice", "--title", "From cron", check=False)
+    assert (ok.returncode, ok.stdout.strip()) == (0, "Notified 1 user."), ok.stderr
+    assert Notification.objects.get().title == "From cron"
+    bad = run_manage("sse_notify_send", "--user", "nobody", "--title", "x", check=False)
+    assert bad.returncode == 1
+    assert "CommandError: Unknown user: 'nobody'." in bad.stderr
+    pruned = run_manage("sse_notify_prune", "--older-than", "30d", "--dry-run", check=False)
+    assert (pruned.returncode, pruned.stdout.split(" (")[0]) == (0, "Would delete 0 read notifications older than 30d")
