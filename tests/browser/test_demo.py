@@ -8,6 +8,7 @@ reach Daphne through the database poll, as with any cron job or worker.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -279,6 +280,63 @@ def test_5xx_and_429_are_retried_with_backoff_then_the_stream_resumes(demo: Demo
     assert seen[1] == seen[2] != ""  # reconnects resume with Last-Event-ID
     title = unique("After the outage")
     demo.send("bob", title)
+    expect(page.locator(".sse-notify-toast", has_text=title)).to_be_visible(timeout=2000)
+
+
+def test_duplicates_are_shown_once_and_reset_reloads_the_list(demo: Demo, new_context: Any) -> None:
+    """Feeds the client crafted streams: the same seq twice, then a ``reset``."""
+    context = new_context()
+    context.add_init_script(
+        RECORD_EVENTS + "window.__resets = 0; document.addEventListener('sse-notify:reset', () => window.__resets++);"
+    )
+    page = sign_in(context, "carol", "/projects/")
+    page.wait_for_function(OPEN)
+    cursor = page.evaluate("sseNotify.lastSeq")
+    unread = page.evaluate("sseNotify.unreadCount")
+    fake = json.dumps(
+        {
+            "id": 999999,
+            "seq": cursor + 1,
+            "unread": unread + 1,
+            "title": "Crafted twice",
+            "body": "",
+            "level": "info",
+            "url": "",
+            "data": None,
+            "created": "2026-01-01T00:00:00+00:00",
+            "actor": None,
+        }
+    )
+    bodies = [
+        f'retry: 300\nevent: ready\ndata: {{"cursor": {cursor}, "unread": {unread}}}\n\n'
+        f"id: {cursor + 1}\nevent: notification\ndata: {fake}\n\n"
+        f"id: {cursor + 1}\nevent: notification\ndata: {fake}\n\n",
+        f'event: ready\ndata: {{"cursor": {cursor}, "unread": {unread}}}\n\n'
+        f'id: {cursor}\nevent: reset\ndata: {{"cursor": {cursor}, "unread": {unread}, "reason": "unknown_cursor"}}\n\n',
+    ]
+    resumed: list[str] = []
+
+    def stream(route: Any) -> None:
+        resumed.append(route.request.headers.get("last-event-id", ""))
+        if bodies:
+            route.fulfill(status=200, content_type="text/event-stream", body=bodies.pop(0))
+        else:
+            route.continue_()
+
+    page.route("**/notifications/stream/**", stream)
+    page.reload()
+    expect(page.locator(".sse-notify-toast", has_text="Crafted twice")).to_have_count(1)
+    page.wait_for_function("() => window.__resets === 1")
+    page.wait_for_function(OPEN)
+    assert page.evaluate("window.__seen") == [cursor + 1]
+    assert resumed[:3] == ["", str(cursor + 1), str(cursor)]
+    # The reset put the cursor back and reloaded the list from the server: the crafted item is gone.
+    assert page.evaluate("sseNotify.lastSeq") == cursor
+    expect(page.locator("[data-sse-notify-list] .sse-notify-item", has_text="Crafted twice")).to_have_count(0)
+    expect(badge(page)).to_have_text(str(unread))
+    # And the real stream still delivers.
+    title = unique("Real again")
+    demo.send("carol", title)
     expect(page.locator(".sse-notify-toast", has_text=title)).to_be_visible(timeout=2000)
 
 
