@@ -12,7 +12,8 @@ message the channel layer dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -64,12 +65,16 @@ class Inbox(models.Model):
         return f"inbox of user {self.user_id}"
 
 
-def allocate_seqs(user_ids: Sequence[int], using: str) -> dict[int, tuple[int, int]]:
-    """Reserve the next seq for each user; return ``{user_id: (seq, unread_after)}``.
+def allocate_seqs(
+    user_ids: Sequence[int], using: str, counts: Mapping[int, int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """Reserve the next seq (or ``counts[user_id]`` seqs) for each user.
 
-    Must run inside the sending transaction: the inbox rows stay locked until it
-    commits, which is what makes per-user commit order equal seq order. Rows
-    are locked in user-id order so concurrent multi-user sends cannot deadlock.
+    Return ``{user_id: (last seq reserved, unread_after)}``; a user given ``n``
+    seqs owns ``last - n + 1 .. last``. Must run inside the sending transaction:
+    the inbox rows stay locked until it commits, which is what makes per-user
+    commit order equal seq order. Rows are locked in user-id order so concurrent
+    multi-user sends cannot deadlock.
     """
     allocated: dict[int, tuple[int, int]] = {}
     inboxes = Inbox.objects.using(using)
@@ -77,7 +82,12 @@ def allocate_seqs(user_ids: Sequence[int], using: str) -> dict[int, tuple[int, i
         # Starting with a write also takes SQLite's write lock up front.
         inboxes.bulk_create([Inbox(user_id=uid) for uid in chunk], ignore_conflicts=True)
         list(inboxes.select_for_update().filter(user_id__in=chunk).order_by("user_id").values_list("pk"))
-        inboxes.filter(user_id__in=chunk).update(last_seq=F("last_seq") + 1, unread=F("unread") + 1)
+        # One UPDATE per distinct count (usually one): 10,000 rows for one user cost one.
+        by_count: dict[int, list[int]] = {}
+        for uid in chunk:
+            by_count.setdefault(counts[uid] if counts else 1, []).append(uid)
+        for n, uids in by_count.items():
+            inboxes.filter(user_id__in=uids).update(last_seq=F("last_seq") + n, unread=F("unread") + n)
         for uid, seq, unread in inboxes.filter(user_id__in=chunk).values_list("user_id", "last_seq", "unread"):
             allocated[uid] = (seq, unread)
     return allocated
@@ -171,18 +181,19 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         using = self.db
         with transaction.atomic(using=using, savepoint=False):
             need = [o for o in objs if not o.seq]
-            # One seq per notification: a user named twice gets two consecutive seqs.
-            remaining = list(need)
-            while remaining:
-                batch, rest, seen = [], [], set()
-                for obj in remaining:
-                    (rest if obj.recipient_id in seen else batch).append(obj)
-                    seen.add(obj.recipient_id)
-                seqs = allocate_seqs([o.recipient_id for o in batch], using)
-                for obj in batch:
-                    obj.seq, unread = seqs[obj.recipient_id]
-                    obj._unread_after = unread  # type: ignore[attr-defined]
-                remaining = rest
+            # One seq per notification: a user named twice gets two consecutive seqs,
+            # in the order of ``objs``; one allocation for all of them.
+            counts = Counter(o.recipient_id for o in need)
+            if counts:
+                last = allocate_seqs(list(counts), using, counts)
+                next_seq = {uid: seq - counts[uid] + 1 for uid, (seq, _) in last.items()}
+                next_unread = {uid: unread - counts[uid] + 1 for uid, (_, unread) in last.items()}
+                for obj in need:
+                    uid = obj.recipient_id
+                    obj.seq = next_seq[uid]
+                    obj._unread_after = next_unread[uid]  # type: ignore[attr-defined]
+                    next_seq[uid] += 1
+                    next_unread[uid] += 1
             created = super().bulk_create(objs, *args, **kwargs)
             transaction.on_commit(lambda: publish.publish_created(created), using=using, robust=True)
         return created
