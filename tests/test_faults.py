@@ -1,0 +1,498 @@
+"""Faults survived, against real components: Daphne killed, Redis stopped, layer messages
+dropped, the database gone for a moment, bursts. Every test counts what each client got:
+every notification meant for it, once after de-duplication by seq, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.db import connection, connections, transaction
+
+from sse_notify.api import send_notification
+from sse_notify.models import Notification
+from tests.conftest import ROOT, free_port, need, redis_layers, session_cookie, subprocess_env
+from tests.sse_client import SSEStream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+# -- a client that behaves like a browser's EventSource -------------------------------------------
+
+
+class Browser:
+    """Reconnects after any error or end of stream, sending ``Last-Event-ID`` = last id seen."""
+
+    def __init__(self, base: str, cookie: str, name: str = "") -> None:
+        self.base, self.cookie, self.name = base, cookie, name
+        self.last_id: str | None = None
+        self.got: list[tuple[int, str]] = []  # (seq, title) in arrival order, duplicates kept
+        self.resets: list[Any] = []
+        self.connects = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> Browser:
+        self._task = asyncio.ensure_future(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            headers = {"Last-Event-ID": self.last_id} if self.last_id is not None else {}
+            url = self.base + "/notifications/stream/" + ("" if self.last_id is not None else "?cursor=0")
+            try:
+                async with SSEStream(url, cookie=self.cookie, headers=headers) as s:
+                    if s.status != 200:
+                        await asyncio.sleep(0.1)
+                        continue
+                    self.connects += 1
+                    while True:
+                        event = await s.next_event(timeout=3600)
+                        if event.event == "notification":
+                            self.got.append((int(event.id), event.json()["title"]))
+                            self.last_id = event.id
+                        elif event.event == "reset":
+                            self.resets.append(event.json())
+                            self.last_id = event.id
+            except asyncio.CancelledError:
+                raise
+            except (httpx.HTTPError, StopAsyncIteration, OSError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)  # the browser's retry delay, shortened
+
+    def unique(self) -> list[tuple[int, str]]:
+        """Arrivals de-duplicated by seq (keeping the first), as a client would."""
+        seen: set[int] = set()
+        out = []
+        for seq, title in self.got:
+            if seq not in seen:
+                seen.add(seq)
+                out.append((seq, title))
+        return out
+
+
+async def wait_for(predicate: Any, within: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def expected_for(user: Any) -> list[tuple[int, str]]:
+    return list(Notification.objects.filter(recipient=user).order_by("seq").values_list("seq", "title"))
+
+
+async def assert_complete(browsers: dict[Any, list[Browser]], within: float = 20.0) -> None:
+    """Every browser ends with exactly its user's notifications, in order, once after de-dup."""
+    expected = {user: await sync_to_async(expected_for)(user) for user in browsers}
+    await wait_for(
+        lambda: all(len(b.unique()) >= len(expected[u]) for u, bs in browsers.items() for b in bs),
+        within,
+        "every browser to catch up",
+    )
+    for user, bs in browsers.items():
+        for b in bs:
+            assert b.unique() == expected[user], b.name
+            seqs = [seq for seq, _ in b.unique()]
+            assert seqs == sorted(seqs) and seqs == list(range(1, len(seqs) + 1)), b.name
+            assert b.resets == [], f"{b.name} was told to reload: {b.resets}"
+
+
+# -- Daphne killed ----------------------------------------------------------------------------------
+
+
+async def test_daphne_sigkilled_and_restarted_while_sending(daphne, make_user):
+    server = daphne(overrides={"POLL_INTERVAL": 0.2, "RETRY_MS": 100})
+    users = [await sync_to_async(make_user)(f"k{i}") for i in range(3)]
+    browsers: dict[Any, list[Browser]] = {}
+    for i, user in enumerate(users):
+        cookie = await sync_to_async(session_cookie)(user)
+        tabs = 2 if i == 0 else 1  # the first user has two tabs open
+        browsers[user] = [Browser(server.base, cookie, f"{user.username}#{t}").start() for t in range(tabs)]
+    await wait_for(lambda: all(b.connects for bs in browsers.values() for b in bs), 10, "first connects")
+
+    stop = asyncio.Event()
+
+    async def sender() -> None:
+        i = 0
+        while not stop.is_set():
+            targets = [users[i % 3]] if i % 4 else users  # every 4th goes to all three
+            await sync_to_async(send_notification)(targets, f"n{i}")
+            i += 1
+            await asyncio.sleep(0.02)
+
+    sending = asyncio.ensure_future(sender())
+    for _ in range(2):
+        await asyncio.sleep(0.5)
+        server.kill()
+        await asyncio.sleep(0.3)  # sends keep committing while no server runs
+        server.start()
+    await asyncio.sleep(0.5)
+    stop.set()
+    await sending
+    try:
+        await assert_complete(browsers)
+        assert all(b.connects >= 3 for bs in browsers.values() for b in bs), "the kills did not cut the streams"
+    finally:
+        for bs in browsers.values():
+            for b in bs:
+                await b.stop()
+
+
+# -- Redis stopped ----------------------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server of this test's own on a free loopback port (never the shared one)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    import shutil
+
+    need(shutil.which("redis-server") is not None, "redis-server is not installed")
+    server = PrivateRedis().start()
+    yield server
+    server.kill()
+
+
+SENDER = """
+import json, sys, time
+from django.contrib.auth.models import User
+from sse_notify.api import send_notification
+from sse_notify.models import Notification
+user = User.objects.get(username=sys.argv[1])
+report = []
+for title in sys.argv[2:]:
+    started = time.monotonic()
+    error = None
+    try:
+        send_notification(user, title)
+    except Exception as exc:
+        error = repr(exc)
+    report.append({"title": title, "seconds": time.monotonic() - started, "error": error})
+    time.sleep(0.05)
+report.append({"committed": list(Notification.objects.filter(recipient=user, title__in=sys.argv[2:])
+                                 .values_list("title", flat=True))})
+print("REPORT " + json.dumps(report))
+"""
+
+
+async def send_from_process(layers: dict[str, Any], username: str, titles: list[str], publish_timeout: float) -> Any:
+    """Send from a separate process (a worker, a cron job) using ``layers``; return its report."""
+    env = subprocess_env(layers, {"PUBLISH_TIMEOUT": publish_timeout})
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "import django; django.setup(); exec(open(0).read())", username, *titles],
+        input=SENDER,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("REPORT "))
+    return json.loads(line[len("REPORT ") :]), proc.stderr
+
+
+@pytest.mark.redis
+async def test_redis_stopped_while_sending_then_back(daphne, private_redis, make_user):
+    """Daphne ``a`` polls the database every 0.2 s; ``b`` effectively never (1 h), so ``b``
+    can only learn of a notification through the channel layer (or the nudge its hub
+    gives every stream when it rejoins the layer)."""
+    layers = redis_layers(private_redis.url)
+    a = daphne(layers=layers, overrides={"POLL_INTERVAL": 0.2, "PUBLISH_TIMEOUT": 0.5})
+    b = daphne(layers=layers, overrides={"POLL_INTERVAL": 3600.0, "PUBLISH_TIMEOUT": 0.5})
+    alice = await sync_to_async(make_user)("alice")
+    cookie = await sync_to_async(session_cookie)(alice)
+    timeout = 0.5
+    async with (
+        SSEStream(a.url("/notifications/stream/?cursor=0"), cookie=cookie) as sa,
+        SSEStream(b.url("/notifications/stream/?cursor=0"), cookie=cookie) as sb,
+    ):
+        assert (await sa.next_event()).event == "ready" and (await sb.next_event()).event == "ready"
+
+        # 1. Redis up: the fast path reaches b.
+        await send_from_process(layers, "alice", ["up"], timeout)
+        assert (await sb.next_event(timeout=10)).json()["title"] == "up"
+        assert (await sa.next_event(timeout=10)).json()["title"] == "up"
+
+        # 2. Redis frozen (SIGSTOP), then killed: senders commit and never see an error;
+        #    a publish to a hung Redis is cut off by PUBLISH_TIMEOUT.
+        assert private_redis.proc is not None
+        private_redis.proc.send_signal(signal.SIGSTOP)
+        report, stderr = await send_from_process(layers, "alice", ["frozen1", "frozen2"], timeout)
+        private_redis.kill()
+        report2, stderr2 = await send_from_process(layers, "alice", ["down1", "down2", "down3"], timeout)
+        for rep in (report, report2):
+            sends, committed = rep[:-1], rep[-1]["committed"]
+            assert all(s["error"] is None for s in sends), sends
+            assert sorted(committed) == sorted(s["title"] for s in sends)
+            assert max(s["seconds"] for s in sends) < timeout + 3.0, sends
+        assert "publish to channel layer failed" in stderr + stderr2  # logged, not raised
+        outage = ["frozen1", "frozen2", "down1", "down2", "down3"]
+        got = [e.json()["title"] for e in await sa.events(5, timeout=15, kind="notification")]
+        assert got == outage, "the database poll kept a's stream delivering"
+
+        # 3. Redis back on the same port, empty: b's hub rejoins without a restart.
+        private_redis.start()
+        got = [e.json()["title"] for e in await sb.events(5, timeout=30, kind="notification")]
+        assert got == outage
+        assert "channel layer is back" in b.output()
+        await send_from_process(layers, "alice", ["after"], timeout)
+        assert (await sb.next_event(timeout=10)).json()["title"] == "after", "the fast path resumed"
+        assert (await sa.next_event(timeout=10)).json()["title"] == "after"
+        assert await sb.silence(0.3, kind="notification") == [], "no duplicates"
+    assert b.proc is not None and b.proc.poll() is None
+
+
+# -- a layer message dropped -------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_layer_at_capacity_one_loses_nothing(daphne, redis_url, make_user):
+    """RedisChannelLayer with capacity=1: a burst overfills the hub's channel and the layer
+    drops messages. Gaps in seq send the stream to the database; the poll covers a lost tail."""
+    layers = redis_layers(redis_url, capacity=1)
+    server = daphne(layers=layers, overrides={"POLL_INTERVAL": 0.5})
+    alice = await sync_to_async(make_user)("alice")
+    cookie = await sync_to_async(session_cookie)(alice)
+    titles = [f"burst {i}" for i in range(60)]
+    async with SSEStream(server.url("/notifications/stream/?cursor=0"), cookie=cookie) as s:
+        await s.next_event()
+        report, _ = await send_from_process(layers, "alice", titles, 1.0)
+        assert all(r["error"] is None for r in report[:-1])
+        got = await s.events(60, timeout=20, kind="notification")
+        assert [e.json()["title"] for e in got] == titles
+        assert [int(e.id) for e in got] == list(range(1, 61))
+        assert await s.silence(0.6, kind="notification") == []
+
+
+# -- the database unavailable -------------------------------------------------------------------------
+
+
+def _admin_sql(*statements: str) -> None:
+    import psycopg
+
+    params = connection.settings_dict
+    with psycopg.connect(
+        host=params["HOST"], port=params["PORT"], user=params["USER"], dbname="postgres", autocommit=True
+    ) as admin:
+        for sql in statements:
+            admin.execute(sql)
+
+
+def _backend_pid() -> int | None:
+    """This thread's PostgreSQL backend pid, read without a query (no async-safety issue)."""
+    raw = connections["default"].connection
+    return raw.info.backend_pid if raw is not None else None
+
+
+@pytest.fixture
+def reopen_db() -> Iterator[None]:
+    """After the outage: drop this thread's terminated connections before pytest-django flushes."""
+    yield
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+
+
+async def test_database_unavailable_for_a_moment(daphne, make_user, reopen_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (SSE_NOTIFY_TEST_DB=postgres); CI runs the suite on both databases")
+    name = connection.settings_dict["NAME"]
+    server = daphne(overrides={"POLL_INTERVAL": 0.2, "RETRY_MS": 100})
+    users = [await sync_to_async(make_user)(f"d{i}") for i in range(2)]
+    browsers = {}
+    for user in users:
+        cookie = await sync_to_async(session_cookie)(user)
+        browsers[user] = [Browser(server.base, cookie, user.username).start()]
+    await wait_for(lambda: all(b.connects for bs in browsers.values() for b in bs), 10, "first connects")
+    for i in range(3):
+        await sync_to_async(send_notification)(users, f"before {i}")
+    await wait_for(lambda: all(len(b.unique()) == 3 for bs in browsers.values() for b in bs), 10, "before")
+
+    # Daphne's connections go and no new ones are allowed (superusers ignore CONNECTION LIMIT,
+    # not ALLOW_CONNECTIONS). This test process keeps its own: pytest-django needs them.
+    mine = {pid for pid in [_backend_pid(), await sync_to_async(_backend_pid)()] if pid}
+    keep = ", ".join(str(pid) for pid in mine) or "0"
+    outage = [
+        f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
+        f"AND pid <> pg_backend_pid() AND pid NOT IN ({keep})",
+    ]
+    try:
+        await asyncio.to_thread(_admin_sql, *outage)
+        # A page opened during the outage: its connects fail (no session lookup) until the end.
+        cookie = await sync_to_async(session_cookie)(users[0])
+        browsers[users[0]].append(Browser(server.base, cookie, "opened during the outage").start())
+        await asyncio.sleep(1.5)  # several polls, catch-ups and connects fail meanwhile
+    finally:
+        await asyncio.to_thread(_admin_sql, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    for i in range(3):
+        await sync_to_async(send_notification)(users, f"after {i}")
+    try:
+        await assert_complete(browsers)
+    finally:
+        for bs in browsers.values():
+            for b in bs:
+                await b.stop()
+    log = server.output()
+    assert server.proc is not None and server.proc.poll() is None
+    assert "failed" in log, "the outage went unnoticed: the test did not test anything"
+    assert log.count("Traceback") <= 2, log[-3000:]
+
+
+# -- bursts -------------------------------------------------------------------------------------------
+
+
+async def read_ids(reader: asyncio.StreamReader, count: int, within: float) -> list[int]:
+    """Read a raw chunked SSE response; return the ``id:`` of each notification event."""
+    ids: list[int] = []
+    buffer = b""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while len(ids) < count:
+        chunk = await asyncio.wait_for(reader.read(1 << 16), max(0.01, deadline - loop.time()))
+        if not chunk:
+            break
+        buffer += chunk
+        *events, buffer = buffer.split(b"\n\n")
+        for event in events:
+            if b"\nevent: notification\n" in event:
+                line = event[event.index(b"id: ") + 4 :]
+                ids.append(int(line[: line.index(b"\n")]))
+    return ids
+
+
+async def open_raw(port: int, cookie: str, path: str = "/notifications/stream/?cursor=0") -> Any:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # HTTP/1.0: no chunked framing in the body, so events can be split on blank lines.
+    writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nCookie: sessionid={cookie}\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0], head
+    return reader, writer
+
+
+async def test_burst_of_10000_to_one_user(daphne, make_user):
+    server = daphne(overrides={"POLL_INTERVAL": 0.2})
+    alice = await sync_to_async(make_user)("alice")
+    cookie = await sync_to_async(session_cookie)(alice)
+    reader, writer = await open_raw(server.port, cookie)
+    try:
+
+        @sync_to_async
+        def send_all() -> None:
+            for batch in range(10):
+                with transaction.atomic():
+                    Notification.objects.bulk_create(
+                        [Notification(recipient=alice, title=f"b{batch * 1000 + i}") for i in range(1000)]
+                    )
+
+        sending = asyncio.ensure_future(send_all())
+        ids = await read_ids(reader, 10_000, within=60)
+        await sending
+        assert len(ids) == 10_000
+        assert ids == list(range(1, 10_001)), "each exactly once, in order"
+        # Nothing more comes after the count (no duplicates trailing).
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(read_ids(reader, 1, within=5), 0.5)
+    finally:
+        writer.close()
+
+
+async def test_one_notification_to_each_of_1000_users(daphne):
+    server = daphne(overrides={"POLL_INTERVAL": 0.2, "DB_THREADS": 4})
+    User = get_user_model()
+    tag = uuid.uuid4().hex[:6]
+
+    @sync_to_async
+    def make_users() -> list[tuple[Any, str]]:
+        User.objects.bulk_create([User(username=f"m{tag}{i}") for i in range(1000)])
+        users = list(User.objects.filter(username__startswith=f"m{tag}").order_by("pk"))
+        return [(u, session_cookie(u)) for u in users]
+
+    pairs = await make_users()
+    streams: list[Any] = []
+    try:
+        for start in range(0, 1000, 100):  # connect in waves so Daphne's accept queue never overflows
+            streams += await asyncio.gather(
+                *(open_raw(server.port, cookie) for _, cookie in pairs[start : start + 100])
+            )
+        # Every stream is registered (its ready event arrived) before the send.
+        await asyncio.gather(*(r.readuntil(b"event: ready") for r, _ in streams))
+        await sync_to_async(send_notification)([u for u, _ in pairs], "to everyone")
+        results = await asyncio.gather(*(read_ids(r, 1, within=60) for r, _ in streams))
+        assert [ids for ids in results] == [[1]] * 1000
+        more = await asyncio.gather(
+            *(asyncio.wait_for(read_ids(r, 1, within=1), 1.2) for r, _ in streams[:50]), return_exceptions=True
+        )
+        assert all(isinstance(x, (TimeoutError, asyncio.TimeoutError)) for x in more), "a duplicate arrived"
+    finally:
+        for _, w in streams:
+            w.close()
