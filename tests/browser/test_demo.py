@@ -251,6 +251,41 @@ def test_anonymous_pages_open_no_stream(demo: Demo, new_context: Any) -> None:
     expect(page.locator("[data-login]")).to_have_count(4)
 
 
+# desktop notifications ----------------------------------------------------------------
+
+# Headless Chromium shows no desktop notifications: record them, and pretend the tab is hidden.
+FAKE_DESKTOP = """
+window.__desktop = [];
+window.Notification = class {
+  static permission = "default";
+  static requestPermission() { window.Notification.permission = "granted"; return Promise.resolve("granted"); }
+  constructor(title, options) { window.__desktop.push([title, options.tag]); }
+  close() {}
+};
+Object.defineProperty(document, "visibilityState", { get: () => "hidden", configurable: true });
+"""
+
+
+def test_desktop_notifications_only_after_opting_in_and_only_when_hidden(demo: Demo, new_context: Any) -> None:
+    context = new_context()
+    context.add_init_script(FAKE_DESKTOP)
+    page = sign_in(context, "bob", "/projects/")
+    page.wait_for_function(OPEN)
+    before = unique("Before opting in")
+    demo.send("bob", before)
+    expect(page.locator(".sse-notify-toast", has_text=before)).to_be_visible(timeout=2000)
+    assert page.evaluate("window.__desktop") == []
+
+    page.locator("summary.sse-notify-badge").click()
+    page.get_by_role("button", name="Desktop alerts").click()
+    page.wait_for_function("() => sseNotify.desktopNotifications")
+    after = unique("After opting in")
+    demo.send("bob", after)
+    expect(page.locator(".sse-notify-toast", has_text=after)).to_be_visible(timeout=2000)
+    [(title, tag)] = page.evaluate("window.__desktop")
+    assert title == after and tag.startswith("sse-notify-")
+
+
 # reconnect policy -------------------------------------------------------------------
 
 

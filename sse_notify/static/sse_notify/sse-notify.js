@@ -357,15 +357,26 @@
     });
   }
 
+  let desktopBurst = [];
+
   function showDesktop(n) {
     // Only when this tab is hidden; the same tag in every hidden tab collapses them into one.
     if (document.visibilityState !== "hidden" || !desktopEnabled()) return;
+    // A replay after a long disconnect must not pop up dozens of windows: past 3 in
+    // 5 seconds, one summary replaces them.
+    const now = Date.now();
+    desktopBurst = desktopBurst.filter((t) => now - t < 5000);
+    desktopBurst.push(now);
+    const burst = desktopBurst.length > 3;
     try {
-      const note = new Notification(n.title, { body: n.body || "", tag: `sse-notify-${n.id}` });
+      const note = burst
+        ? new Notification(`${state.unread} unread notifications`, { tag: "sse-notify-summary" })
+        : new Notification(n.title, { body: n.body || "", tag: `sse-notify-${n.id}` });
       note.onclick = () => {
         window.focus();
         note.close();
-        open(n);
+        if (burst) window.location.assign(config.inboxUrl);
+        else open(n);
       };
     } catch {
       /* some platforms allow Notification only from a service worker */
