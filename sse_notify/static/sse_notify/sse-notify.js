@@ -477,7 +477,7 @@
     return ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
   }
 
-  async function readStream(response, controller) {
+  async function readStream(response, controller, onOpen) {
     const heartbeat = Number(config.heartbeatMs) || 15000;
     let watchdog = null;
     const alive = () => {
@@ -485,7 +485,6 @@
       // No byte for two heartbeats: the connection is dead without having said so.
       watchdog = setTimeout(() => controller.abort(), heartbeat * 2 + 5000);
     };
-    let opened = false;
     const feed = sseParser(
       (name, raw) => {
         let data;
@@ -494,7 +493,7 @@
         } catch {
           return;
         }
-        if (name === "ready") opened = true;
+        if (name === "ready") onOpen();
         handle(name, data);
         channel?.postMessage({ type: "event", name, data });
         if (name === "ready") setConnection("open");
@@ -516,7 +515,6 @@
       clearTimeout(watchdog);
       reader.cancel().catch(() => {});
     }
-    return opened;
   }
 
   async function streamLoop() {
@@ -545,7 +543,10 @@
         });
         status = response.status;
         if (status === 200 && response.body) {
-          if (await readStream(response, controller)) attempt = 0;
+          // A stream that got as far as "ready" was healthy: the next failure starts the backoff afresh.
+          await readStream(response, controller, () => {
+            attempt = 0;
+          });
         } else {
           retryAfter = Number(response.headers.get("Retry-After")) || 0;
           response.body?.cancel().catch(() => {});
