@@ -150,3 +150,10 @@ def test_templates_are_overridable(user: Any, tmp_path: Path, settings: Any) -> 
 )
 def test_safe_link(url: Any, expected: str) -> None:
     assert safe_link(url) == expected
+
+
+def test_a_page_with_all_tags_counts_unread_once(user: Any, django_assert_max_num_queries: Any) -> None:
+    send_notification(user, "a")
+    with django_assert_max_num_queries(3):  # the cursor, the unread count (once), the latest list
+        html = render("{% sse_notify %}{% sse_notify_badge %}{% sse_notify_list %}", user)
+    assert html.count('data-count="1"') == 2

@@ -84,7 +84,7 @@ def client_config(request: HttpRequest | None, user: Any) -> dict[str, Any]:
         "csrfHeaderName": csrf_header_name(),
         # The cookie wins when readable; this covers CSRF_USE_SESSIONS / HttpOnly cookies.
         "csrfToken": get_token(request) if request is not None else "",
-        "unread": unread_of(user),
+        "unread": unread_of(user, request),
         "toastTimeout": int(app_settings.TOAST_TIMEOUT_MS),
         "retryMs": int(app_settings.RETRY_MS),
         "heartbeatMs": int(float(app_settings.HEARTBEAT) * 1000),
@@ -98,15 +98,22 @@ def client_context(context: template.Context | dict[str, Any]) -> dict[str, Any]
     return {"config": client_config(context.get("request"), user)}
 
 
-def unread_of(user: Any) -> int:
-    return Notification.objects.for_user(user).unread_count()
+def unread_of(user: Any, request: HttpRequest | None = None) -> int:
+    """The user's unread count, counted once per request however many tags ask."""
+    cached = getattr(request, "_sse_notify_unread", None)
+    if cached is not None and cached[0] == user.pk:
+        return int(cached[1])
+    count = Notification.objects.for_user(user).unread_count()
+    if request is not None:
+        request._sse_notify_unread = (user.pk, count)  # type: ignore[attr-defined]
+    return count
 
 
 def badge_context(context: template.Context | dict[str, Any]) -> dict[str, Any] | None:
     user = _user(context)
     if user is None:
         return None
-    return {"unread": unread_of(user), "inbox_url": reverse("sse_notify:inbox")}
+    return {"unread": unread_of(user, context.get("request")), "inbox_url": reverse("sse_notify:inbox")}
 
 
 def list_context(context: template.Context | dict[str, Any], limit: int = 5) -> dict[str, Any] | None:
