@@ -8,7 +8,6 @@ W003-W006 channels-redis / redis-py 8 traps (see ``check_redis_layer``).
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +18,7 @@ from .conf import DEFAULTS
 
 
 def _positive_number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and value > 0
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _positive_int_or_none(value: Any) -> bool:
