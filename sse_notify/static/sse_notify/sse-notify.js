@@ -194,8 +194,31 @@
   function markInLists(ids, read) {
     const wanted = ids ? new Set(ids.map(String)) : null;
     document.querySelectorAll(".sse-notify-item[data-id], .sse-notify-inbox__item[data-id]").forEach((item) => {
-      if (!wanted || wanted.has(item.dataset.id)) item.classList.toggle("is-unread", !read);
+      if (wanted && !wanted.has(item.dataset.id)) return;
+      item.classList.toggle("is-unread", !read);
+      // The inbox's no-JS form offers the opposite action.
+      const button = item.querySelector("button[name=action]");
+      if (button) {
+        button.value = read ? "unread" : "read";
+        button.textContent = read ? "Mark unread" : "Mark read";
+      }
     });
+  }
+
+  /** On the inbox page, new arrivals are announced above the list (a reload shows them). */
+  let inboxNew = 0;
+
+  function noteInInbox() {
+    const list = document.querySelector(".sse-notify-inbox__list");
+    if (!list) return;
+    inboxNew += 1;
+    let banner = document.querySelector(".sse-notify-inbox__new");
+    if (!banner) {
+      banner = el("a", "sse-notify-inbox__new");
+      banner.href = window.location.pathname;
+      list.before(banner);
+    }
+    banner.textContent = `${inboxNew} new notification${inboxNew === 1 ? "" : "s"}: show`;
   }
 
   async function refresh() {
@@ -396,6 +419,7 @@
         state.lastSeq = seq;
         setUnread(data.unread);
         addToLists(data);
+        noteInInbox();
         if (emit("notification", data, true)) {
           showToast(data);
           showDesktop(data);
