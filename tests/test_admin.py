@@ -334,3 +334,28 @@ def test_preselection_needs_the_view_user_permission(client: Any, make_user: Any
     assert page.status_code == 200
     assert "users" not in page.context["form"].initial
     assert ">alice<" not in page.text  # no username leaked to someone who may not list users
+
+
+def test_user_action_refuses_more_users_than_a_url_can_carry(
+    admin_client: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sse_notify.admin.MAX_PRESELECTED_USERS", 2)
+    users = [make_user(f"u{i}") for i in range(3)]
+    response = admin_client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "send_notification_to_users", "_selected_action": [u.pk for u in users]},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0].startswith(reverse("admin:auth_user_changelist"))
+    assert "Select at most 2 users; to reach more, send to a group or to everyone." in response.text
+
+
+def test_change_form_edits_text_but_keeps_seq_and_read_state(admin_client: Any, make_user: Any) -> None:
+    (n,) = send_notification(make_user("alice"), "Typo")
+    url = reverse("admin:sse_notify_notification_change", args=[n.pk])
+    form = {"title": "Fixed", "body": "", "level": "info", "url": "", "data": ""}
+    assert admin_client.post(url, {**form, "url": "vbscript:x"}).status_code == 200  # refused, re-rendered
+    response = admin_client.post(url, {**form, "seq": "99", "read_at_0": "2020-01-01", "read_at_1": "00:00"})
+    assert response.status_code == 302
+    n.refresh_from_db()
+    assert (n.title, n.seq, n.read_at) == ("Fixed", 1, None)
