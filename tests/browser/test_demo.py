@@ -107,6 +107,22 @@ def test_badge_is_server_rendered_and_a_notification_from_another_process_toasts
     expect(page.locator("[data-sse-notify-list] .sse-notify-item").first).to_contain_text(title)
 
 
+def test_sending_from_the_admin_in_another_browser_toasts_live(demo: Demo, new_context: Any) -> None:
+    """The README's walk-through: admin sends from the admin's page, alice sees it arrive."""
+    alice = sign_in(new_context(), "alice", "/projects/")
+    alice.wait_for_function(OPEN)
+    admin = sign_in(new_context(), "admin")
+    admin.get_by_role("link", name="Admin", exact=True).click()
+    admin.get_by_role("link", name="Send notification").click()
+    title = unique("Welcome from the admin")
+    admin.fill("input[name=title]", title)
+    admin.check("input[name=everyone]")
+    admin.click("input[name=_send]")
+    expect(admin.locator(".messagelist")).to_contain_text("sent to")
+    expect(alice.locator(".sse-notify-toast", has_text=title)).to_be_visible(timeout=2000)
+    expect(alice.locator(".sse-notify-toast", has_text=title)).to_contain_text("from admin")
+
+
 # 2 ----------------------------------------------------------------------------------
 
 
