@@ -359,3 +359,26 @@ def test_change_form_edits_text_but_keeps_seq_and_read_state(admin_client: Any, 
     assert response.status_code == 302
     n.refresh_from_db()
     assert (n.title, n.seq, n.read_at) == ("Fixed", 1, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mark_read_action_tells_the_users_open_tabs(client: Any, make_user: Any) -> None:
+    """The action goes through the queryset API, so a `read` message reaches the user's group."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import channel_layers, get_channel_layer
+
+    from sse_notify.publish import READ, user_group
+    from tests.test_api import join, receive_or_none
+
+    alice = make_user("alice")
+    client.force_login(make_user("boss", is_staff=True, is_superuser=True))
+    (n,) = send_notification(alice, "hello")
+    channel_layers.backends.clear()
+    try:
+        layer = get_channel_layer()
+        channel = async_to_sync(join)(layer, user_group(alice.pk))
+        client.post(reverse(CHANGELIST), {"action": "mark_read", "_selected_action": [n.pk]})
+        message = async_to_sync(receive_or_none)(layer, channel, 2)
+    finally:
+        channel_layers.backends.clear()
+    assert message == {"type": READ, "read": True, "users": [[alice.pk, 0, [n.pk]]]}
