@@ -2,13 +2,14 @@
 
 The demo runs with ``tests.browser.settings`` on its own SQLite file (not the
 pytest-django test database), set up by ``manage.py demo --no-serve`` exactly as
-a new user would. Notifications are sent from other processes with
-``manage.py sse_notify_send`` (or ``shell -c``), and the database is checked
-with plain ``sqlite3``.
+a new user would. Notifications are sent from other processes: ``manage.py
+sse_notify_send`` or a long-lived sender (``sender.py``, faster); the database
+is checked with plain ``sqlite3``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -50,6 +51,7 @@ class Demo:
             "PYTHONPATH": str(ROOT),
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.sender: subprocess.Popen[str] | None = None
 
     @property
     def base(self) -> str:
@@ -62,12 +64,39 @@ class Demo:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
 
-    def send(self, username: str, title: str, *extra: str) -> None:
-        """Send from another process, as a cron job or worker would."""
+    def send_command(self, username: str, title: str, *extra: str) -> None:
+        """Send with ``manage.py sse_notify_send``, as a cron job would."""
         self.manage("sse_notify_send", "--user", username, "--title", title, *extra)
 
-    def shell(self, code: str) -> str:
-        return self.manage("shell", "-c", code).stdout
+    def send(self, username: str, title: str, **fields: Any) -> None:
+        """Send from another, long-lived process (``sender.py``), as a worker would."""
+        if self.sender is None or self.sender.poll() is not None:
+            self.sender = subprocess.Popen(
+                [sys.executable, "-m", "tests.browser.sender"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        assert self.sender.stdin is not None and self.sender.stdout is not None
+        self.sender.stdin.write(json.dumps({"user": username, "title": title, **fields}) + "\n")
+        self.sender.stdin.flush()
+        answer = self.sender.stdout.readline().strip()
+        assert answer == "ok", answer or "the sender process died"
+
+    def close_sender(self) -> None:
+        if self.sender is not None:
+            if self.sender.stdin is not None:
+                self.sender.stdin.close()
+            try:
+                self.sender.wait(10)
+            except subprocess.TimeoutExpired:
+                self.sender.kill()
+                self.sender.wait(5)
+            if self.sender.stdout is not None:
+                self.sender.stdout.close()
+            self.sender = None
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.db, timeout=10) as conn:
@@ -132,6 +161,7 @@ def demo(playwright_browser: Any, tmp_path_factory: pytest.TempPathFactory) -> I
     server.manage("demo", "--no-serve")  # migrate + demo users, as the README says
     server.start()
     yield server
+    server.close_sender()
     server.stop()
 
 

@@ -83,7 +83,7 @@ def unique(title: str) -> str:
 
 
 def test_badge_is_server_rendered_and_a_notification_from_another_process_toasts(demo: Demo, new_context: Any) -> None:
-    demo.send("alice", unique("waiting for you"))
+    demo.send_command("alice", unique("waiting for you"))
     # Without JavaScript, the badge already has the right count.
     no_js = sign_in(new_context(java_script_enabled=False), "alice")
     rendered = int(badge(no_js).text_content())
@@ -94,7 +94,7 @@ def test_badge_is_server_rendered_and_a_notification_from_another_process_toasts
     page.wait_for_function(OPEN)
     expect(badge(page)).to_have_text(str(rendered))
     title = unique("Build finished")
-    demo.send("alice", title, "--body", "All 312 tests passed.", "--level", "success")
+    demo.send_command("alice", title, "--body", "All 312 tests passed.", "--level", "success")
     toast = page.locator(".sse-notify-toast", has_text=title)
     expect(toast).to_be_visible(timeout=2000)
     expect(toast).to_contain_text("All 312 tests passed.")
@@ -194,10 +194,8 @@ def test_server_restart_reconnects_and_shows_what_was_sent_while_down(demo: Demo
     demo.stop()
     page.wait_for_function("() => sseNotify.connection === 'reconnecting'")
     missed = [unique("Sent while down 1"), unique("Sent while down 2")]
-    demo.shell(
-        "from django.contrib.auth.models import User; from sse_notify.api import send_notification; "
-        "u = User.objects.get(username='admin'); " + "; ".join(f"send_notification(u, {t!r})" for t in missed)
-    )
+    for title in missed:
+        demo.send("admin", title)
     demo.start()
 
     page.wait_for_function(OPEN, timeout=15_000)
@@ -218,11 +216,7 @@ def test_xss_title_is_text_and_javascript_links_are_never_followed(demo: Demo, n
     page.wait_for_function(OPEN)
     evil = f'<img src=x onerror="window.__xss=1"> {uuid.uuid4().hex[:6]}'
     # Straight into the table, as a careless script might: send_notification would refuse the link.
-    demo.shell(
-        "from django.contrib.auth.models import User; from sse_notify.models import Notification; "
-        f"Notification.objects.bulk_create([Notification(recipient=User.objects.get(username='alice'), "
-        f"title={evil!r}, url='javascript:window.__pwned=1')])"
-    )
+    demo.send("alice", evil, url="javascript:window.__pwned=1", raw=True)
     toast = page.locator(".sse-notify-toast", has_text=evil)
     expect(toast).to_be_visible(timeout=2000)
     expect(toast.locator(".sse-notify-toast__title")).to_have_text(evil)
@@ -244,7 +238,7 @@ def test_xss_title_is_text_and_javascript_links_are_never_followed(demo: Demo, n
     # On the inbox, a new arrival is announced above the list; its safe link is followed, and marked read.
     page.wait_for_function(OPEN)
     title = unique("See the projects")
-    demo.send("alice", title, "--url", "/projects/")
+    demo.send("alice", title, url="/projects/")
     expect(page.locator(".sse-notify-inbox__new")).to_have_text("1 new notification: show", timeout=2000)
     page.locator(".sse-notify-toast", has_text=title).locator(".sse-notify-toast__main").click()
     page.wait_for_url("**/projects/")
@@ -414,24 +408,17 @@ def test_signing_out_in_one_tab_stops_the_other(demo: Demo, new_context: Any) ->
 
 def test_screenshot_of_the_demo(demo: Demo, new_context: Any, tmp_path: Path) -> None:
     """Home with the badge and a toast; ``SSE_NOTIFY_SCREENSHOT=1`` saves it as docs/screenshot.png."""
-    demo.shell(
-        "from django.contrib.auth.models import User; from sse_notify.api import send_notification; "
-        "u = User.objects.get(username='carol'); a = User.objects.get(username='bob'); "
-        "send_notification(u, 'Bob commented on Mobile app 2.0', body='Can we move the beta to Friday?', actor=a, url='/projects/'); "
-        "send_notification(u, 'Invoice #1042 is overdue', level='warning')"
-    )
+    demo.send("carol", "Bob commented on Mobile app 2.0", body="Can we move the beta to Friday?", actor="bob")
+    demo.send("carol", "Invoice #1042 is overdue", level="warning")
     context = new_context(viewport={"width": 1100, "height": 680}, reduced_motion="reduce")
     page = sign_in(context, "carol")
     page.wait_for_function(OPEN)
     demo.send(
         "carol",
         "Your report is ready",
-        "--body",
-        "The Q3 numbers are in. Have a look before Monday's review.",
-        "--level",
-        "success",
-        "--url",
-        "/projects/",
+        body="The Q3 numbers are in. Have a look before Monday's review.",
+        level="success",
+        url="/projects/",
     )
     toast = page.locator(".sse-notify-toast", has_text="Your report is ready")
     expect(toast).to_be_visible(timeout=2000)
