@@ -103,8 +103,13 @@ def test_badge_is_server_rendered_and_a_notification_from_another_process_toasts
     # Accessible: the stack is a polite live region.
     stack = page.locator(".sse-notify-toasts")
     assert (stack.get_attribute("role"), stack.get_attribute("aria-live")) == ("status", "polite")
-    # The dropdown list got it too, newest first.
+    # The dropdown list got it too, newest first; the toggle's accessible name carries the count.
+    toggle = page.locator("summary.sse-notify-badge")
+    expect(toggle).to_have_accessible_name(f"Notifications: {rendered + 1} unread")
+    toggle.click()
     expect(page.locator("[data-sse-notify-list] .sse-notify-item").first).to_contain_text(title)
+    page.keyboard.press("Escape")
+    expect(page.locator("[data-sse-notify-list]")).to_be_hidden()
 
 
 def test_sending_from_the_admin_in_another_browser_toasts_live(demo: Demo, new_context: Any) -> None:

@@ -716,6 +716,19 @@
       if (!item || !item.classList.contains("is-unread")) return;
       markRead(item.dataset.id, { keepalive: true }).catch(() => {});
     });
+    // The dropdown closes on a click outside it and on Escape (a bare <details> does neither).
+    document.addEventListener("click", (event) => {
+      document.querySelectorAll("details[data-sse-notify-menu][open]").forEach((menu) => {
+        if (!menu.contains(event.target)) menu.open = false;
+      });
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      document.querySelectorAll("details[data-sse-notify-menu][open]").forEach((menu) => {
+        menu.open = false;
+        menu.querySelector("summary")?.focus();
+      });
+    });
     document.querySelectorAll("[data-sse-notify-desktop]").forEach((button) => {
       button.addEventListener("click", () => {
         if (desktopEnabled()) disableDesktopNotifications();
