@@ -316,20 +316,38 @@ async def test_redis_stopped_while_sending_then_back(daphne, private_redis, make
 
 @pytest.mark.redis
 async def test_layer_at_capacity_one_loses_nothing(daphne, redis_url, make_user):
-    """RedisChannelLayer with capacity=1: a burst overfills the hub's channel and the layer
-    drops messages. Gaps in seq send the stream to the database; the poll covers a lost tail."""
+    """RedisChannelLayer with capacity=1: concurrent senders overfill the hub's channel and
+    the layer drops messages. Gaps in seq send the stream to the database; the poll
+    (POLL_INTERVAL) covers a lost tail."""
+    from channels.layers import channel_layers
+    from django.test import override_settings
+
     layers = redis_layers(redis_url, capacity=1)
     server = daphne(layers=layers, overrides={"POLL_INTERVAL": 0.5})
     alice = await sync_to_async(make_user)("alice")
     cookie = await sync_to_async(session_cookie)(alice)
-    titles = [f"burst {i}" for i in range(60)]
+    threads, per_thread = 6, 15
     async with SSEStream(server.url("/notifications/stream/?cursor=0"), cookie=cookie) as s:
         await s.next_event()
-        report, _ = await send_from_process(layers, "alice", titles, 1.0)
-        assert all(r["error"] is None for r in report[:-1])
-        got = await s.events(60, timeout=20, kind="notification")
-        assert [e.json()["title"] for e in got] == titles
-        assert [int(e.id) for e in got] == list(range(1, 61))
+        with override_settings(CHANNEL_LAYERS=layers):
+            channel_layers.backends.clear()
+            try:
+                # Each send is its own transaction and its own layer message, all at once.
+                await asyncio.gather(
+                    *(
+                        asyncio.to_thread(
+                            lambda t=t: [send_notification(alice, f"t{t} n{i}") for i in range(per_thread)]
+                        )
+                        for t in range(threads)
+                    )
+                )
+            finally:
+                channel_layers.backends.clear()
+        total = threads * per_thread
+        got = await s.events(total, timeout=20, kind="notification")
+        assert [int(e.id) for e in got] == list(range(1, total + 1))
+        expected = await sync_to_async(expected_for)(alice)
+        assert [(int(e.id), e.json()["title"]) for e in got] == expected
         assert await s.silence(0.6, kind="notification") == []
 
 
