@@ -1,4 +1,5 @@
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponse
 from django.urls import path
 
 from . import views
@@ -12,4 +13,6 @@ urlpatterns = [
     path("login/", views.DemoLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("_demo/streams/", views.stream_count, name="stream_count"),
+    # Pages outside the demo's layout (the admin) ask for it; answer quietly.
+    path("favicon.ico", lambda request: HttpResponse(status=204)),
 ]
