@@ -266,6 +266,43 @@ def test_anonymous_pages_open_no_stream(demo: Demo, new_context: Any) -> None:
     expect(page.locator("[data-login]")).to_have_count(4)
 
 
+# toasts -------------------------------------------------------------------------------
+
+
+def test_toasts_hide_by_themselves_pause_on_hover_and_can_be_dismissed(demo: Demo, new_context: Any) -> None:
+    context = new_context()
+    page = sign_in(context, "bob", "/projects/")
+
+    def short_toasts(route: Any) -> None:  # the page as rendered with TOAST_TIMEOUT_MS = 1500
+        response = route.fetch()
+        route.fulfill(response=response, body=response.text().replace('"toastTimeout": 30000', '"toastTimeout": 1500'))
+
+    page.route("**/projects/", short_toasts)
+    page.reload()
+    page.wait_for_function(OPEN)
+    assert page.evaluate("sseNotify.config.toastTimeout") == 1500
+
+    hovered, ignored = unique("Hover me"), unique("Ignore me")
+    demo.send("bob", hovered)
+    demo.send("bob", ignored)
+    toasts = page.locator(".sse-notify-toast")
+    expect(toasts).to_have_count(2)
+    expect(toasts.first).to_contain_text(ignored)  # newest on top of the stack
+    page.locator(".sse-notify-toast", has_text=hovered).hover()
+    expect(page.locator(".sse-notify-toast", has_text=ignored)).to_have_count(0)  # gone by itself
+    page.wait_for_timeout(2000)  # longer than the timeout: the hovered one stays
+    expect(page.locator(".sse-notify-toast", has_text=hovered)).to_be_visible()
+    page.mouse.move(5, 5)
+    expect(page.locator(".sse-notify-toast", has_text=hovered)).to_have_count(0)
+
+    closed = unique("Close me")
+    demo.send("bob", closed)
+    page.locator(".sse-notify-toast", has_text=closed).get_by_role("button", name="Dismiss notification").click()
+    expect(page.locator(".sse-notify-toast", has_text=closed)).to_have_count(0)
+    # Dismissing is not reading.
+    assert unread_in_db(demo, closed) == [(None,)]
+
+
 # desktop notifications ----------------------------------------------------------------
 
 # Headless Chromium shows no desktop notifications: record them, and pretend the tab is hidden.
