@@ -31,6 +31,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
@@ -221,7 +222,17 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
             status=501,
         )
     headers = cors_headers(request)
-    user = await request.auser()
+    try:
+        user = await request.auser()
+    except DatabaseError as exc:
+        # Database down: every client reconnecting would log a traceback (a storm); say
+        # it once per 10 s and ask the client to come back (it replays from its cursor).
+        db.log_error("stream sign-in check", exc)
+        return JsonResponse(
+            {"error": "unavailable", "detail": "Notifications are unavailable for a moment; retry."},
+            status=503,
+            headers={**headers, "Retry-After": str(max(1, int(app_settings.RETRY_MS) // 1000))},
+        )
     if not user.is_authenticated:
         return JsonResponse(
             {"error": "not_authenticated", "detail": "Sign in to receive notifications."}, status=403, headers=headers
