@@ -97,7 +97,8 @@ def _publish(sends: list[tuple[str, dict[str, Any]]]) -> None:
 def created_sends(notifications: Iterable[Notification]) -> list[tuple[str, dict[str, Any]]]:
     """The layer sends for newly created notifications.
 
-    Up to ``GROUP_SEND_THRESHOLD`` recipients: one message per user group. More:
+    Up to ``GROUP_SEND_THRESHOLD`` recipients: one message per user group (several
+    notifications to one user travel together). More:
     everything goes in one message to the broadcast group, even when each user's
     notification differs (``DELIVER_MANY``), so a 10,000-user send is one layer
     message per process instead of 10,000 (which would overflow the hub's
@@ -108,6 +109,15 @@ def created_sends(notifications: Iterable[Notification]) -> list[tuple[str, dict
     if len(messages) > 1 and len(recipients) > app_settings.GROUP_SEND_THRESHOLD:
         batch = {"type": DELIVER_MANY, "messages": [[m["common"], m["items"]] for m in messages]}
         return [(BROADCAST_GROUP, batch)]
+    if len(messages) > 1:
+        # A burst to a few users: one message per user group, not one per notification.
+        per_user: dict[int, list[list[Any]]] = {}
+        for m in messages:
+            for item in m["items"]:
+                per_user.setdefault(item[0], []).append([m["common"], [item]])
+        return [
+            (user_group(uid), {"type": DELIVER_MANY, "messages": batch}) for uid, batch in sorted(per_user.items())
+        ]
     sends: list[tuple[str, dict[str, Any]]] = []
     for message in messages:
         sends.extend(_targets(message, (item[0] for item in message["items"])))
