@@ -73,6 +73,8 @@ def connect_state(user_id: int, cursor: int | None, invalid: bool) -> dict[str, 
         reason = "too_far_behind"
     if cursor is None or reason is not None:
         return {"cursor": last_seq, "unread": unread, "reset": reason, "frames": []}
+    if cursor == last_seq:  # nothing was sent after the cursor: skip the empty replay query
+        return {"cursor": cursor, "unread": unread, "reset": None, "frames": []}
     rows = list(
         Notification.objects.filter(recipient_id=user_id)
         .after(cursor)
@@ -101,6 +103,8 @@ async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> 
     try:
         # Whatever middleware opened in this request's own thread is released now.
         await sync_to_async(db.close_request_connections, thread_sensitive=True)()
+        # ...and so is the request's own thread: an open stream holds no OS thread.
+        db.release_request_thread()
         cursor = parse_cursor(raw_cursor)
         invalid = raw_cursor is not None and raw_cursor != "" and cursor is None
         if invalid:
@@ -208,6 +212,14 @@ async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> 
         sub.close()
 
 
+def _session_user(request: HttpRequest) -> Any:
+    from django.contrib.auth import get_user
+
+    user = getattr(request, "_cached_user", None) or get_user(request)
+    request.user = request._cached_user = request._acached_user = user  # type: ignore[attr-defined]
+    return user
+
+
 def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
@@ -222,8 +234,10 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
             status=501,
         )
     headers = cors_headers(request)
+    # Session and user are read on the shared database threads: in this request's
+    # own thread every connect would open (and close) a new database connection.
     try:
-        user = await request.auser()
+        user = await db.run(_session_user, request)
     except DatabaseError as exc:
         # Database down: every client reconnecting would log a traceback (a storm); say
         # it once per 10 s and ask the client to come back (it replays from its cursor).
