@@ -142,7 +142,9 @@ class Demo:
         self.proc = None
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync API keeps an asyncio loop running in this
+# thread while it is open, which would break every async test collected later.
+@pytest.fixture(scope="module")
 def playwright_browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
@@ -155,7 +157,7 @@ def playwright_browser() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo(playwright_browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     server = Demo(tmp_path_factory.mktemp("demo"))
     server.manage("demo", "--no-serve")  # migrate + demo users, as the README says
