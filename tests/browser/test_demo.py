@@ -152,6 +152,20 @@ def test_clicking_a_toast_marks_it_read_in_the_database_and_in_every_tab(demo: D
         expect(page.locator(".sse-notify-toast", has_text=title)).to_have_count(0)
     assert second.url.endswith("/projects/")  # no link: clicking did not navigate
 
+    # "Mark all read" in the dropdown: no page load, every tab's badge goes to zero.
+    demo.send("bob", unique("One more"))
+    expect(badge(first)).to_have_text(str(before + 1))
+    first.locator("summary.sse-notify-badge").click()
+    first.get_by_role("button", name="Mark all read").click()
+    for page in (first, second):
+        expect(badge(page)).to_have_text("0")
+    assert first.url.endswith("/")
+    unread = demo.query(
+        "SELECT count(*) FROM sse_notify_notification n JOIN auth_user u ON u.id = n.recipient_id "
+        "WHERE u.username = 'bob' AND n.read_at IS NULL"
+    )
+    assert unread == [(0,)]
+
 
 # 3 ----------------------------------------------------------------------------------
 
@@ -181,6 +195,21 @@ def test_two_tabs_share_one_stream_and_the_other_tab_takes_over(demo: Demo, new_
         "[...document.querySelectorAll('[data-sse-notify-list] .sse-notify-item')].map(i => i.dataset.seq)"
     )
     assert len(seqs) == len(set(seqs))
+
+
+def test_without_web_locks_every_tab_streams_on_its_own(demo: Demo, new_context: Any) -> None:
+    """Plain http on a non-localhost host is not a secure context: no Web Locks. Still works."""
+    context = new_context()
+    context.add_init_script("delete Navigator.prototype.locks;")
+    first = sign_in(context, "carol")
+    first.wait_for_function(OPEN)
+    second = open_tab(context, "/projects/")
+    assert first.evaluate("sseNotify.isLeader") and second.evaluate("sseNotify.isLeader")
+    assert wait_until(lambda: streams_of(second, demo) == 2)
+    title = unique("Everyone hears it")
+    demo.send("carol", title)
+    for page in (first, second):
+        expect(page.locator(".sse-notify-toast", has_text=title)).to_have_count(1, timeout=2000)
 
 
 # 4 ----------------------------------------------------------------------------------
