@@ -128,6 +128,20 @@ def test_sending_from_the_admin_in_another_browser_toasts_live(demo: Demo, new_c
     expect(alice.locator(".sse-notify-toast", has_text=title)).to_contain_text("from admin")
 
 
+def test_the_home_pages_send_form_toasts_without_reloading(demo: Demo, new_context: Any) -> None:
+    page = sign_in(new_context(), "bob")
+    page.wait_for_function(OPEN)
+    title = unique("Sent from the form")
+    page.fill("#send-form input[name=title]", title)
+    page.select_option("#send-form select[name=level]", "warning")
+    page.click("#send-form button[type=submit]")
+    toast = page.locator(".sse-notify-toast", has_text=title)
+    expect(toast).to_be_visible(timeout=2000)
+    expect(toast).to_have_class("sse-notify-toast sse-notify-level-warning")
+    expect(toast).to_contain_text("from bob")
+    expect(page.locator("#event-log")).to_contain_text(title)  # the page's own listener of sse-notify:notification
+
+
 # 2 ----------------------------------------------------------------------------------
 
 
