@@ -57,10 +57,16 @@ MEMBERSHIP_CONCURRENCY = 16
 
 
 def _is_read_timeout(exc: BaseException) -> bool:
-    """A socket read timeout from the layer's client (redis-py ``TimeoutError``)."""
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return True
-    return type(exc).__name__ == "TimeoutError" and type(exc).__module__.startswith("redis")
+    """An idle read cut by redis-py's ``socket_timeout`` ("Timeout reading from ...").
+
+    Only that: a connect timeout or a refused connection is an outage (the hub
+    then rejoins its groups once Redis is back, as Redis may have restarted empty).
+    """
+    return (
+        type(exc).__name__ == "TimeoutError"
+        and type(exc).__module__.startswith("redis")
+        and str(exc).startswith("Timeout reading")
+    )
 
 
 class StreamLimitExceeded(Exception):
@@ -72,7 +78,7 @@ class StreamLimitExceeded(Exception):
 class Subscription:
     """One open stream's mailbox. ``cursor`` is the last seq its client was sent."""
 
-    __slots__ = ("__weakref__", "_hub", "behind", "cursor", "ip", "queue", "user_id")
+    __slots__ = ("__weakref__", "_hub", "behind", "cursor", "ip", "offered", "queue", "user_id")
 
     def __init__(self, hub: Hub, user_id: int, ip: str | None, size: int) -> None:
         self._hub: Hub | None = hub
@@ -80,9 +86,14 @@ class Subscription:
         self.ip = ip
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(1, size))
         self.cursor = 0
+        #: Highest seq handed to this stream's queue (it may not have sent it yet).
+        self.offered = 0
         self.behind = False
 
     def offer(self, item: Item) -> None:
+        seq = item[0]
+        if seq is not None and seq > self.offered:
+            self.offered = seq
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -372,7 +383,10 @@ class Hub:
                 continue
             for uid, last_seq in rows:
                 for sub in self.users.get(uid, ()):
-                    if sub.cursor < last_seq:
+                    # Already queued by the layer (a big fan-out still being written
+                    # out): no database trip. Thousands of needless catch-up queries
+                    # would otherwise race every large send the poll happens to see.
+                    if sub.cursor < last_seq and sub.offered < last_seq:
                         sub.offer(SYNC)
             if self.channel is not None and self._layer_ok and polls % 600 == 0:
                 # channels-redis forgets group members after group_expiry (24 h).
