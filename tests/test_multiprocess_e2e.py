@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.conftest import session_cookie
+from tests.conftest import run_manage, session_cookie
 from tests.sse_client import SSEStream
 from tests.test_redis import BACKENDS, LAYER_ONLY, layers_for, send_from_other_process  # noqa: F401
 
@@ -49,10 +49,23 @@ async def test_two_processes_share_redis(daphne, layers_for, django_user_model, 
         [(one.url(url), cookies[0]), (two.url(url), cookies[0]), (one.url(url), cookies[1]), (two.url(url), cookies[2])]
     )
     try:
-        # A send to a few users goes through their user groups.
-        await send_from_other_process(
-            layers, "send_notification(User.objects.filter(username__in=['p0', 'p1', 'p2']), 'few')"
+        # A send to a few users goes through their user groups (the management command).
+        proc = await asyncio.to_thread(
+            run_manage,
+            "sse_notify_send",
+            "--user",
+            "p0",
+            "--user",
+            "p1",
+            "--user",
+            "p2",
+            "--title",
+            "few",
+            layers=layers,
+            check=False,
         )
+        assert proc.returncode == 0, proc.stderr
+        assert "publish to channel layer failed" not in proc.stderr, proc.stderr
         for s in streams:
             assert await titles(s, 1) == ["few"]
         # A send to more than GROUP_SEND_THRESHOLD (16) users goes once to the broadcast group.
