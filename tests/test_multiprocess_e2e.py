@@ -8,6 +8,7 @@ layer's latency (milliseconds), not the database poll's. No timed assertion.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,3 +89,40 @@ async def test_two_processes_share_redis(daphne, layers_for, django_user_model, 
             assert ids == ["1", "2", "3"]
     finally:
         await asyncio.gather(*(s.close() for s in streams), return_exceptions=True)
+
+
+def threads_of(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="counts threads in /proc")
+async def test_open_streams_hold_no_os_thread(daphne, django_user_model):
+    """Django keeps a one-thread executor per request for its life; the stream
+    releases it once streaming, so 40 open streams add no 40 threads."""
+    server = daphne()
+    assert server.proc is not None
+
+    def setup() -> list[str]:
+        users = django_user_model.objects.bulk_create([django_user_model(username=f"t{i}") for i in range(41)])
+        return [session_cookie(u) for u in users]
+
+    cookies = await sync_to_async(setup)()
+    url = server.url("/notifications/stream/?cursor=0")
+    warm = await open_streams([(url, cookies[0])])  # database threads and hub started
+    try:
+        before = threads_of(server.proc.pid)
+        streams = await open_streams([(url, c) for c in cookies[1:]])
+        try:
+            await asyncio.sleep(0.2)  # released executors' threads exit
+            assert threads_of(server.proc.pid) - before < 5
+            # ...and the streams still deliver.
+            await send_from_other_process(
+                {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}},
+                "send_notification(User.objects.filter(username='t7'), 'still here')",
+            )
+            assert await titles(streams[6], 1) == ["still here"]
+        finally:
+            await asyncio.gather(*(s.close() for s in streams), return_exceptions=True)
+    finally:
+        await asyncio.gather(*(s.close() for s in warm), return_exceptions=True)
