@@ -365,3 +365,36 @@ async def test_streams_opened_all_at_once_cannot_pass_the_per_user_cap(fresh_hub
             else:
                 await s.read_to_end()
                 assert s.events() == [], "a refused stream carried data"
+
+
+@pytest.mark.e2e
+async def test_raw_bad_cursor_bytes_on_a_real_socket(daphne, make_user):
+    """Bytes no browser would send in Last-Event-ID (latin-1 garbage, 10 KB) through Daphne."""
+    server = daphne()
+    alice = await sync_to_async(make_user)()
+    await sync_to_async(send_notification)(alice, "old")
+    cookie = await sync_to_async(session_cookie)(alice)
+    for raw in (b"\xff\xfe\x01", b"\x00", "١٢".encode(), b"7" * 10_240, b"-1"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(
+                b"GET /notifications/stream/ HTTP/1.0\r\nHost: x\r\nCookie: sessionid="
+                + cookie.encode()
+                + b"\r\nLast-Event-ID: "
+                + raw
+                + b"\r\n\r\n"
+            )
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            if b"\x00" in raw:  # Daphne (Twisted) refuses a NUL in a header outright
+                assert b" 400 " in head.split(b"\r\n")[0], head
+                continue
+            assert b" 200 " in head.split(b"\r\n")[0], (raw[:10], head)
+            body = b""
+            while b"event: reset" not in body or not body.endswith(b"\n\n"):
+                body += await asyncio.wait_for(reader.read(4096), 5)
+            events = parse(body)
+            assert [e.event for e in events] == ["ready", "reset"], raw[:10]
+            assert events[1].json()["reason"] == "invalid_cursor" and events[1].id == "1"
+        finally:
+            writer.close()
+    await assert_serves(server, alice)
