@@ -83,9 +83,15 @@ def connect_state(user_id: int, cursor: int | None, invalid: bool) -> dict[str, 
     return {"cursor": cursor, "unread": unread, "reset": None, "frames": _frames(rows, unread)}
 
 
-def catch_up(user_id: int, cursor: int) -> list[tuple[int, bytes]]:
+def catch_up(user_id: int, cursor: int) -> tuple[list[tuple[int, bytes]], int]:
+    """The next page after ``cursor``, and the user's last seq read *before* it.
+
+    If no row comes after the cursor, every seq up to that last seq was deleted
+    (admin, prune): the poll must stop sending the stream here for them.
+    """
+    last_seq = Inbox.objects.filter(user_id=user_id).values_list("last_seq", flat=True).first() or 0
     rows = list(Notification.objects.filter(recipient_id=user_id).after(cursor).select_related("actor")[:CATCH_UP_PAGE])
-    return _frames(rows, _unread(user_id)) if rows else []
+    return (_frames(rows, _unread(user_id)) if rows else []), last_seq
 
 
 async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> AsyncIterator[bytes]:
@@ -141,6 +147,7 @@ async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> 
         lifetime = float(app_settings.MAX_STREAM_LIFETIME) * random.uniform(0.9, 1.0)
         deadline = loop.time() + lifetime
         heartbeat = float(app_settings.HEARTBEAT)
+        horizon = 0  # highest seq known to be deleted: the poll need not look for it
         while True:
             if loop.time() >= deadline:
                 return
@@ -180,7 +187,7 @@ async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> 
                 try:
                     # One page per turn, cut at the byte budget, so a stream far behind
                     # never holds more than a page (or the budget) in memory at once.
-                    page = await db.run(catch_up, sub.user_id, cursor)
+                    page, last_seq = await db.run(catch_up, sub.user_id, cursor)
                     room = budget - sent - sum(map(len, out))
                     taken = 0
                     for seq, frame in page:
@@ -194,12 +201,14 @@ async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> 
                         taken += 1
                     if len(page) >= CATCH_UP_PAGE:
                         sub.behind = True  # more to read on the next turn
+                    if not page:
+                        horizon = max(horizon, last_seq)  # seqs up to here were deleted
                 except Exception as exc:
                     db.log_error("stream catch-up", exc)
                     sub.behind = True
                     await asyncio.sleep(min(heartbeat, float(app_settings.POLL_INTERVAL)))
                     out.append(HEARTBEAT)  # keeps proxies from cutting a stream waiting on the database
-            sub.cursor = cursor
+            sub.cursor = max(cursor, horizon)
             if out:
                 chunk = b"".join(out)
                 sent += len(chunk)
