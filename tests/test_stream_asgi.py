@@ -321,3 +321,30 @@ async def test_disconnect_while_joining_the_layer_group_leaves_nothing(fresh_hub
     await asyncio.sleep(0.7)
     await settle(hub)
     assert (hub.count, hub.users) == (0, {}), "a stream cancelled while subscribing stayed in the hub"
+
+
+async def test_a_deleted_notification_does_not_make_the_poll_query_forever(fresh_hub, user, monkeypatch):
+    """The user's newest notification was deleted (admin, prune): its seq never arrives.
+    The poll must not send the stream to the database on every POLL_INTERVAL for it."""
+    from sse_notify import stream as stream_module
+
+    await sync_to_async(send_notification)(user, "kept")
+    await sync_to_async(send_notification)(user, "deleted")
+    await Notification.objects.filter(recipient=user, title="deleted").adelete()
+    calls = []
+    real = stream_module.catch_up
+
+    def counting(*args: Any) -> Any:
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(stream_module, "catch_up", counting)
+    with sse_settings(POLL_INTERVAL=0.05):
+        s = await open_stream(user, cursor="0")
+        await s.read_until(lambda st: len(st.notifications()) == 1)
+        await asyncio.sleep(0.6)  # a dozen polls
+        assert len(calls) <= 2, f"{len(calls)} catch-up queries for a seq that no longer exists"
+        await sync_to_async(send_notification)(user, "next")
+        await s.read_until(lambda st: len(st.notifications()) == 2)
+        assert [(e.id, e.json()["title"]) for e in s.notifications()] == [("1", "kept"), ("3", "next")]
+        await s.disconnect()
