@@ -18,7 +18,9 @@ Deliberate choices (do not "fix"):
   each local user (one query per 900 users) and nudges streams that are
   behind. That bounds the delay of anything the layer never delivered: a
   sender in another process on the in-memory layer, a dropped message, Redis
-  restarting.
+  restarting. Streams whose missing seq the layer has already queued are not
+  nudged, and the others only after a short grace (``POLL_GRACE``), so a large
+  send the poll sees mid-publish costs no catch-up query per stream.
 - Group joins and leaves run at most ``MEMBERSHIP_CONCURRENCY`` at a time:
   10,000 clients connecting at once would otherwise start 10,000 concurrent
   ``group_add`` calls, and redis-py 8's async pool raises ``MaxConnectionsError``
@@ -54,6 +56,10 @@ Item = tuple[int | None, bytes | None]
 
 #: Group joins/leaves in flight at once per process (see the module docstring).
 MEMBERSHIP_CONCURRENCY = 16
+#: Seconds the poll waits before nudging streams it found behind, so that a send
+#: it saw committed but not yet published is delivered by the layer, not by
+#: one catch-up query per stream (at most POLL_INTERVAL / 4).
+POLL_GRACE = 0.25
 
 
 def _is_read_timeout(exc: BaseException) -> bool:
@@ -381,13 +387,22 @@ class Hub:
             except Exception as exc:
                 db.log_error("polling for new notifications", exc)
                 continue
-            for uid, last_seq in rows:
-                for sub in self.users.get(uid, ()):
-                    # Already queued by the layer (a big fan-out still being written
-                    # out): no database trip. Thousands of needless catch-up queries
-                    # would otherwise race every large send the poll happens to see.
-                    if sub.cursor < last_seq and sub.offered < last_seq:
-                        sub.offer(SYNC)
+            behind = [
+                (sub, last_seq)
+                for uid, last_seq in rows
+                for sub in self.users.get(uid, ())
+                if sub.cursor < last_seq and sub.offered < last_seq
+            ]
+            if behind and self.layer is not None and self._layer_ok:
+                # The poll may read a send's rows just before the layer brings the same
+                # send (a large send is committed, then published). A short grace lets
+                # it land: thousands of needless catch-up queries would otherwise race
+                # every large send the poll happens to see.
+                await asyncio.sleep(min(POLL_GRACE, float(app_settings.POLL_INTERVAL) / 4))
+            for sub, last_seq in behind:
+                # Skipped when the layer has queued it meanwhile (or the stream sent it).
+                if sub.cursor < last_seq and sub.offered < last_seq:
+                    sub.offer(SYNC)
             if self.channel is not None and self._layer_ok and polls % 600 == 0:
                 # channels-redis forgets group members after group_expiry (24 h).
                 try:
