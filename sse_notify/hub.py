@@ -46,7 +46,7 @@ from typing import Any
 
 from .conf import app_settings
 from .events import notification_frame, read_frame
-from .publish import BROADCAST_GROUP, DELIVER, DELIVER_MANY, READ, get_layer, user_group
+from .publish import BROADCAST_GROUP, DELIVER, DELIVER_MANY, READ, SIGNOUT, get_layer, user_group
 
 logger = logging.getLogger("sse_notify")
 
@@ -84,12 +84,16 @@ class StreamLimitExceeded(Exception):
 class Subscription:
     """One open stream's mailbox. ``cursor`` is the last seq its client was sent."""
 
-    __slots__ = ("__weakref__", "_hub", "behind", "cursor", "ip", "offered", "queue", "user_id")
+    __slots__ = ("__weakref__", "_hub", "behind", "cursor", "ended", "ip", "offered", "queue", "session", "user_id")
 
-    def __init__(self, hub: Hub, user_id: int, ip: str | None, size: int) -> None:
+    def __init__(self, hub: Hub, user_id: int, ip: str | None, size: int, session: str | None = None) -> None:
         self._hub: Hub | None = hub
         self.user_id = user_id
         self.ip = ip
+        #: Hash of the session the stream was opened with (see ``publish.session_hash``).
+        self.session = session
+        #: Set when the stream must end (its session signed out); checked on every wake-up.
+        self.ended = False
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(1, size))
         self.cursor = 0
         #: Highest seq handed to this stream's queue (it may not have sent it yet).
@@ -144,7 +148,7 @@ class Hub:
         if ip and limit is not None and self.per_ip[ip] >= limit:
             raise StreamLimitExceeded(429, "too_many_streams", f"At most {limit} simultaneous streams per address.")
 
-    async def subscribe(self, user_id: int, ip: str | None = None) -> Subscription:
+    async def subscribe(self, user_id: int, ip: str | None = None, session: str | None = None) -> Subscription:
         """Register a stream (callers check ``check_limits`` first).
 
         The limits are checked again here, after the only await before the
@@ -153,7 +157,7 @@ class Hub:
         """
         await self._ensure_started()
         self.check_limits(user_id, ip)
-        sub = Subscription(self, user_id, ip, app_settings.QUEUE_SIZE)
+        sub = Subscription(self, user_id, ip, app_settings.QUEUE_SIZE, session)
         subs = self.users.setdefault(user_id, set())
         first = not subs
         subs.add(sub)
@@ -206,6 +210,12 @@ class Hub:
                     item = (None, read_frame(ids, message["read"], unread))
                     for sub in subs:
                         sub.offer(item)
+        elif kind == SIGNOUT:
+            for uid, session in message["users"]:
+                for sub in list(users.get(uid, ())):
+                    if session is None or sub.session == session:
+                        sub.ended = True
+                        sub.offer(SYNC)  # wake it; a full queue means it is awake already
         else:
             logger.debug("sse_notify: hub ignored message of type %r", kind)
 

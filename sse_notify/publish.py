@@ -12,6 +12,7 @@ database poll delivers them (see ``POLL_INTERVAL``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ DELIVER = "sse_notify.deliver"
 #: content (distinct ``data``) crosses the layer once instead of once per user.
 DELIVER_MANY = "sse_notify.deliver_many"
 READ = "sse_notify.read"
+#: A session signed out: ``{"type": SIGNOUT, "users": [[user_id, session_hash or None]]}``.
+SIGNOUT = "sse_notify.signout"
 
 
 def user_group(user_id: int) -> str:
@@ -115,9 +118,7 @@ def created_sends(notifications: Iterable[Notification]) -> list[tuple[str, dict
         for m in messages:
             for item in m["items"]:
                 per_user.setdefault(item[0], []).append([m["common"], [item]])
-        return [
-            (user_group(uid), {"type": DELIVER_MANY, "messages": batch}) for uid, batch in sorted(per_user.items())
-        ]
+        return [(user_group(uid), {"type": DELIVER_MANY, "messages": batch}) for uid, batch in sorted(per_user.items())]
     sends: list[tuple[str, dict[str, Any]]] = []
     for message in messages:
         sends.extend(_targets(message, (item[0] for item in message["items"])))
@@ -144,3 +145,20 @@ def publish_read(changes: Mapping[int, tuple[int, list[int] | None]], *, read: b
         "users": [[uid, unread, ids] for uid, (unread, ids) in changes.items()],
     }
     _publish(_targets(message, changes))
+
+
+def session_hash(session_key: str | None) -> str | None:
+    """A stand-in for a session key on the layer: streams match it, nobody can use it."""
+    if not session_key:
+        return None
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def publish_signout(user_id: int, session_key: str | None) -> None:
+    """End this session's open streams in every process (all the user's if no key).
+
+    Called when a user signs out: the client reconnects, is refused with 403 and stops,
+    instead of streaming until ``MAX_STREAM_LIFETIME``.
+    """
+    message = {"type": SIGNOUT, "users": [[user_id, session_hash(session_key)]]}
+    _publish(_targets(message, [user_id]))

@@ -16,3 +16,11 @@ def unread_deleted(sender: type[Notification], instance: Notification, using: st
     """
     if instance.read_at is None:
         recount_unread([instance.recipient_id], using)
+
+
+def end_streams_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """A signed-out session's open streams end now, in every process, not at their lifetime."""
+    from .publish import publish_signout
+
+    if user is not None and getattr(user, "pk", None) is not None:
+        publish_signout(user.pk, getattr(getattr(request, "session", None), "session_key", None))

@@ -42,6 +42,7 @@ from .cursor import parse_cursor
 from .events import HEARTBEAT, encode_common, notification_frame, ready_frame, reset_frame
 from .hub import StreamLimitExceeded, get_hub
 from .models import Inbox, Notification
+from .publish import session_hash
 from .sse import encode_comment, encode_event
 
 logger = logging.getLogger("sse_notify")
@@ -94,13 +95,15 @@ def catch_up(user_id: int, cursor: int) -> tuple[list[tuple[int, bytes]], int]:
     return (_frames(rows, _unread(user_id)) if rows else []), last_seq
 
 
-async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> AsyncIterator[bytes]:
+async def event_stream(
+    user_id: int, ip: str | None, raw_cursor: str | None, session: str | None = None
+) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     get_task: asyncio.Task[Any] | None = None
     # Subscribed here, not in the view: if the client leaves before Django starts
     # iterating the body, nothing was registered, so nothing can leak.
     try:
-        sub = await get_hub().subscribe(user_id, ip)
+        sub = await get_hub().subscribe(user_id, ip, session)
     except StreamLimitExceeded as exc:
         # Requests that raced past the view's check together: the status is sent
         # already, so end at once and ask the browser to wait before retrying.
@@ -149,8 +152,8 @@ async def event_stream(user_id: int, ip: str | None, raw_cursor: str | None) -> 
         heartbeat = float(app_settings.HEARTBEAT)
         horizon = 0  # highest seq known to be deleted: the poll need not look for it
         while True:
-            if loop.time() >= deadline:
-                return
+            if loop.time() >= deadline or sub.ended:
+                return  # lifetime over, or the session signed out: the client reconnects
             need_db = sub.behind
             out: list[bytes] = []
             if not need_db:
@@ -273,7 +276,8 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
             headers={**headers, "Retry-After": str(max(1, int(app_settings.RETRY_MS) // 1000) * 10)},
         )
     response = StreamingHttpResponse(
-        event_stream(user.pk, ip, raw_cursor), content_type="text/event-stream; charset=utf-8"
+        event_stream(user.pk, ip, raw_cursor, session_hash(getattr(request.session, "session_key", None))),
+        content_type="text/event-stream; charset=utf-8",
     )
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"

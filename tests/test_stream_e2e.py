@@ -99,3 +99,23 @@ async def test_works_under_uvicorn_too(user, tmp_path):
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+async def test_signing_out_ends_that_sessions_streams_only(daphne, user):
+    """Sign-out in one tab: the session's streams end now (the client reconnects, gets
+    403 and stops), not after MAX_STREAM_LIFETIME; the user's other sessions go on."""
+    server = daphne()
+    leaving = await sync_to_async(session_cookie)(user)
+    staying = await sync_to_async(session_cookie)(user)
+    async with SSEStream(server.url(), cookie=leaving) as gone, SSEStream(server.url(), cookie=staying) as kept:
+        assert (await gone.next_event()).event == "ready"
+        assert (await kept.next_event()).event == "ready"
+        async with httpx.AsyncClient() as client:
+            response = await client.post(server.url("/test-logout/"), headers={"Cookie": f"sessionid={leaving}"})
+        assert response.status_code in (200, 302)
+        with pytest.raises(StopAsyncIteration):
+            await gone.next_event(timeout=5)  # the stream ended
+        await sync_to_async(send_notification)(user, "still signed in elsewhere")
+        assert (await kept.next_event()).json()["title"] == "still signed in elsewhere"
+    async with SSEStream(server.url(), cookie=leaving) as again:
+        assert again.status == 403
