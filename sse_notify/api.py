@@ -123,9 +123,7 @@ def resolve_recipients(recipients: Recipients) -> list[int]:
     if isinstance(recipients, models.QuerySet) and recipients.model is User:
         return sorted(set(recipients.values_list("pk", flat=True)))
     if isinstance(recipients, (str, bytes)) or not isinstance(recipients, Iterable):
-        raise TypeError(
-            f"recipients must be a user, a Group, EVERYONE or an iterable of them, not {recipients!r}"
-        )
+        raise TypeError(f"recipients must be a user, a Group, EVERYONE or an iterable of them, not {recipients!r}")
     user_ids: set[int] = set()
     group_ids: list[int] = []
     for item in recipients:
@@ -140,9 +138,7 @@ def resolve_recipients(recipients: Recipients) -> list[int]:
         else:
             raise TypeError(f"Unsupported recipient {item!r}: expected a user or a Group.")
     if group_ids:
-        user_ids.update(
-            User._default_manager.filter(groups__in=group_ids, is_active=True).values_list("pk", flat=True)
-        )
+        user_ids.update(User._default_manager.filter(groups__in=group_ids, is_active=True).values_list("pk", flat=True))
     return sorted(user_ids)
 
 

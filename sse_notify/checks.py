@@ -45,7 +45,10 @@ _VALIDATORS = {
     "TOAST_TIMEOUT_MS": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
     "CHANNEL_LAYER": (lambda v: isinstance(v, str) and bool(v), "a CHANNEL_LAYERS alias (str)"),
     "URL_SCHEMES": (
-        lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) and s not in ("javascript", "data", "vbscript") for s in v),
+        lambda v: (
+            isinstance(v, (list, tuple))
+            and all(isinstance(s, str) and s not in ("javascript", "data", "vbscript") for s in v)
+        ),
         "a list of scheme names, without javascript, data or vbscript",
     ),
     "CORS_ALLOWED_ORIGINS": (lambda v: isinstance(v, (list, tuple)), "a list of origins"),
@@ -58,7 +61,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if user is None:
         user = {}
     if not isinstance(user, dict):
-        return [Error(f"SSE_NOTIFY must be a dict, not {type(user).__name__}.", hint="SSE_NOTIFY = {...}", id="sse_notify.E004")]
+        return [
+            Error(
+                f"SSE_NOTIFY must be a dict, not {type(user).__name__}.",
+                hint="SSE_NOTIFY = {...}",
+                id="sse_notify.E004",
+            )
+        ]
     for key, value in user.items():
         if key not in DEFAULTS:
             errors.append(
@@ -72,7 +81,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         valid, expected = _VALIDATORS.get(key, (lambda v: True, ""))
         if not valid(value):
             errors.append(
-                Error(f"SSE_NOTIFY[{key!r}] is {value!r}; it must be {expected}.", hint=f"Default: {DEFAULTS[key]!r}.", id="sse_notify.E004")
+                Error(
+                    f"SSE_NOTIFY[{key!r}] is {value!r}; it must be {expected}.",
+                    hint=f"Default: {DEFAULTS[key]!r}.",
+                    id="sse_notify.E004",
+                )
             )
     origins = user.get("CORS_ALLOWED_ORIGINS", ())
     if isinstance(origins, (list, tuple)):
@@ -230,7 +243,9 @@ def check_redis_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         for index, host in enumerate(hosts):
             options = _host_options(host)
             timeout = (
-                _as_seconds(options["socket_timeout"]) if "socket_timeout" in options else _redis_default("DEFAULT_SOCKET_TIMEOUT")
+                _as_seconds(options["socket_timeout"])
+                if "socket_timeout" in options
+                else _redis_default("DEFAULT_SOCKET_TIMEOUT")
             )
             if timeout is not None and timeout < brpop + 1:
                 errors.append(

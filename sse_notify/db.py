@@ -9,6 +9,7 @@ are reused: a process holds at most that many connections for all its streams.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -112,10 +113,8 @@ def shutdown() -> None:
 
     def close_here() -> None:
         connections.close_all()
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait()
-        except threading.BrokenBarrierError:
-            pass
 
     for _ in range(workers):
         executor.submit(close_here)

@@ -51,6 +51,4 @@ def read_frame(ids: list[int] | None, read: bool, unread: int) -> bytes:
 
 
 def reset_frame(cursor: int, unread: int, reason: str) -> bytes:
-    return encode_event(
-        dumps({"cursor": cursor, "unread": unread, "reason": reason}), event="reset", id=str(cursor)
-    )
+    return encode_event(dumps({"cursor": cursor, "unread": unread, "reason": reason}), event="reset", id=str(cursor))

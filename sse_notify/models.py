@@ -250,10 +250,6 @@ class Notification(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    @property
-    def is_read(self) -> bool:
-        return self.read_at is not None
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._state.adding and not self.seq:
             # A new row made with save() (e.g. the admin's add form) takes the same
@@ -263,6 +259,10 @@ class Notification(models.Model):
             self._state.adding = False
             return
         super().save(*args, **kwargs)
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
 
     def common_fields(self) -> dict[str, Any]:
         """The payload shared by every recipient of one send (no per-user fields)."""
