@@ -346,12 +346,15 @@ class Hub:
                 backoff = 0.1
                 logger.warning("sse_notify: channel layer is back; live delivery resumed")
                 self.nudge()
+            started = asyncio.get_running_loop().time()
             try:
                 message = await self.layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if _is_read_timeout(exc):
+                # An idle read lasts the socket timeout; a "timeout" that comes at once
+                # is a failing layer (and retrying it at once would spin).
+                if _is_read_timeout(exc) and asyncio.get_running_loop().time() - started >= 0.2:
                     # Idle blocking read cut by the client's socket timeout: the
                     # layer is fine; read again (the poll covers a lost message).
                     self.read_timeouts += 1
