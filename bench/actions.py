@@ -53,7 +53,7 @@ def setup(n: int) -> dict[str, Any]:
         }
         sessions.append(Session(session_key=uuid.uuid4().hex, session_data=store.encode(data), expire_date=expire))
     Session.objects.bulk_create(sessions, batch_size=1000)
-    return {"users": [[u.pk, s.session_key] for u, s in zip(users, sessions)]}
+    return {"users": [[u.pk, s.session_key] for u, s in zip(users, sessions, strict=False)]}
 
 
 def cursors(ids: list[int]) -> dict[str, Any]:

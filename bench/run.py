@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -39,7 +40,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -54,7 +55,7 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, app: str, env: dict[str, str], log: Path) -> None:
-        for attempt in range(3):
+        for _attempt in range(3):
             if self._start(app, env, log):
                 return
         raise RuntimeError(f"{app} did not start; see {log}")
@@ -287,7 +288,7 @@ def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 # -- one target at one N -----------------------------------------------------------------
@@ -438,10 +439,8 @@ SETUP_SENDER: Sender
 
 
 async def wait_phase(phase: Phase, timeout: float, sent: dict[str, Any]) -> dict[str, Any]:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(phase.done.wait(), timeout)
-    except TimeoutError:
-        pass
     await asyncio.sleep(0.3)  # late duplicates show up here
     lat = [x * 1000 for x in phase.latencies]
     out = {
@@ -498,21 +497,23 @@ async def measure(target: Target, n: int, m: int, concurrency: int, timeout: flo
         conns, elapsed, failed = await open_streams(client, [(p, "", r) for p, r in reqs], concurrency)
         result["connect_rate"] = (n - failed) / elapsed
         mid = [s.stats() for s in target.servers]
-        result["connect_cpu_ms"] = sum(m["cpu_s"] - b["cpu_s"] for m, b in zip(mid, before)) * 1000 / max(1, n - failed)
+        result["connect_cpu_ms"] = (
+            sum(m["cpu_s"] - b["cpu_s"] for m, b in zip(mid, before, strict=False)) * 1000 / max(1, n - failed)
+        )
         result["connect_failed"] = failed
         result["bad_status"] = dict(client.bad_status)
         await asyncio.sleep(1.0)
         after = [s.stats() for s in target.servers]
         open_n = max(1, n - failed)
-        result["rss_kib"] = sum(a["rss_kib"] - b["rss_kib"] for a, b in zip(after, before)) / open_n
-        result["threads"] = sum(a["threads"] - b["threads"] for a, b in zip(after, before)) / open_n
-        result["fds"] = sum(a["fds"] - b["fds"] for a, b in zip(after, before)) / open_n
+        result["rss_kib"] = sum(a["rss_kib"] - b["rss_kib"] for a, b in zip(after, before, strict=False)) / open_n
+        result["threads"] = sum(a["threads"] - b["threads"] for a, b in zip(after, before, strict=False)) / open_n
+        result["fds"] = sum(a["fds"] - b["fds"] for a, b in zip(after, before, strict=False)) / open_n
         result["rss_total_mib"] = sum(a["rss_kib"] for a in after) / 1024
         # Idle CPU with N streams open (heartbeats, the hub's database poll).
         cpu0 = [s.stats()["cpu_s"] for s in target.servers]
         await asyncio.sleep(5.0)
         cpu1 = [s.stats()["cpu_s"] for s in target.servers]
-        result["idle_cpu"] = sum(b - a for a, b in zip(cpu0, cpu1)) / 5.0 * 100
+        result["idle_cpu"] = sum(b - a for a, b in zip(cpu0, cpu1, strict=False)) / 5.0 * 100
         ids = [uid for uid, _ in target.users[:n]]
         # Fan-out: one personal notification to each of the N users.
         client.phase = Phase(expected=n - failed)

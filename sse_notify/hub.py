@@ -38,6 +38,7 @@ Deliberate choices (do not "fix"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections import Counter
@@ -269,16 +270,12 @@ class Hub:
         for task in list(self._tasks) + list(self._membership.values()):
             task.cancel()
         for task in list(self._tasks) + list(self._membership.values()):
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass
         if self.layer is not None and self.channel is not None:
             for group in [BROADCAST_GROUP, *(user_group(u) for u in self.users)]:
-                try:
+                with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.layer.group_discard(group, self.channel), 1.0)
-                except Exception:
-                    pass
         self.users.clear()
         self.per_ip.clear()
         self.count = 0
