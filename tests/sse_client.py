@@ -111,6 +111,7 @@ class SSEStream:
         self._client: httpx.AsyncClient | None = None
         self._chunks: Iterator[str] | Any = None
         self._pending: list[Event] = []
+        self._read: asyncio.Future[str] | None = None
 
     async def __aenter__(self) -> SSEStream:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None))
@@ -123,6 +124,8 @@ class SSEStream:
         await self.close()
 
     async def close(self) -> None:
+        if self._read is not None:
+            self._read.cancel()
         if self.response is not None:
             await self.response.aclose()
         if self._client is not None:
@@ -134,15 +137,22 @@ class SSEStream:
         return self.response.status_code
 
     async def next_event(self, timeout: float = 5.0) -> Event:
-        """The next dispatched event; raises ``TimeoutError`` if none comes in time."""
+        """The next dispatched event; raises ``TimeoutError`` if none comes in time.
 
-        async def _next() -> Event:
-            while not self._pending:
-                chunk = await self._chunks.__anext__()
-                self._pending.extend(self.parser.feed(chunk))
-            return self._pending.pop(0)
-
-        return await asyncio.wait_for(_next(), timeout)
+        A timeout leaves the pending read in place (cancelling ``__anext__`` would
+        close httpx's body iterator and end the stream for every later read).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._pending:
+            if self._read is None:
+                self._read = asyncio.ensure_future(self._chunks.__anext__())
+            done, _ = await asyncio.wait((self._read,), timeout=max(0.0, deadline - loop.time()))
+            if not done:
+                raise TimeoutError(f"no event within {timeout} s")
+            read, self._read = self._read, None
+            self._pending.extend(self.parser.feed(read.result()))
+        return self._pending.pop(0)
 
     async def events(self, count: int, timeout: float = 5.0, kind: str | None = None) -> list[Event]:
         """The next ``count`` events (of ``kind`` if given, skipping others)."""

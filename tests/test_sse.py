@@ -95,3 +95,27 @@ def test_arbitrary_strings_survive_encode_parse(data, event, id):
 def test_notification_json_survives_any_text(title, body, seq):
     [event] = parse(notification_frame(encode_common({"title": title, "body": body}), pk=1, seq=seq, unread=0))
     assert event.json()["title"] == title and event.json()["body"] == body and event.id == str(seq)
+
+
+async def test_sse_stream_survives_a_read_timeout():
+    """The test client itself: a quiet moment must not end the stream for later reads."""
+    import asyncio
+
+    from tests.sse_client import SSEStream
+
+    async def app(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+        writer.write(b"data: one\n\n")
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.write(b"data: two\n\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(app, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, SSEStream(f"http://127.0.0.1:{port}/") as s:
+        assert (await s.next_event()).data == "one"
+        assert await s.silence(0.05) == []
+        assert (await s.next_event(timeout=5)).data == "two"
