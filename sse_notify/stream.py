@@ -55,14 +55,13 @@ def _frames(rows: list[Notification], unread: int) -> list[tuple[int, bytes]]:
     return [(n.seq, notification_frame(encode_common(n.common_fields()), n.pk, n.seq, unread)) for n in rows]
 
 
-def _unread(user_id: int) -> int:
-    return Notification.objects.filter(recipient_id=user_id, read_at__isnull=True).count()
-
-
 def connect_state(user_id: int, cursor: int | None, invalid: bool) -> dict[str, Any]:
     """Everything a stream needs on connect, in one trip to the database threads."""
-    last_seq, pruned_seq = Inbox.objects.filter(user_id=user_id).values_list("last_seq", "pruned_seq").first() or (0, 0)
-    unread = _unread(user_id)
+    # Inbox.unread is kept by every path that changes read state (mark_read, sends,
+    # deletes), so the connect costs one query here, not a COUNT over the user's rows.
+    last_seq, pruned_seq, unread = Inbox.objects.filter(user_id=user_id).values_list(
+        "last_seq", "pruned_seq", "unread"
+    ).first() or (0, 0, 0)
     reason = None
     if invalid:
         reason = "invalid_cursor"
@@ -90,9 +89,9 @@ def catch_up(user_id: int, cursor: int) -> tuple[list[tuple[int, bytes]], int]:
     If no row comes after the cursor, every seq up to that last seq was deleted
     (admin, prune): the poll must stop sending the stream here for them.
     """
-    last_seq = Inbox.objects.filter(user_id=user_id).values_list("last_seq", flat=True).first() or 0
+    last_seq, unread = Inbox.objects.filter(user_id=user_id).values_list("last_seq", "unread").first() or (0, 0)
     rows = list(Notification.objects.filter(recipient_id=user_id).after(cursor).select_related("actor")[:CATCH_UP_PAGE])
-    return (_frames(rows, _unread(user_id)) if rows else []), last_seq
+    return (_frames(rows, unread) if rows else []), last_seq
 
 
 async def event_stream(
