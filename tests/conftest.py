@@ -77,8 +77,8 @@ def user(make_user: Callable[..., Any]) -> Any:
 class DaphneServer:
     """A Daphne subprocess serving ``tests.asgi`` on a real socket."""
 
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
+    def __init__(self, env: dict[str, str], port: int, log: Path, application: str = "tests.asgi:application") -> None:
+        self.env, self.port, self.log, self.application = env, port, log, application
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -91,7 +91,7 @@ class DaphneServer:
     def start(self) -> DaphneServer:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "tests.asgi:application"],
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), self.application],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

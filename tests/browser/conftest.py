@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, free_port, need
+from tests.conftest import ROOT, DaphneServer, free_port, need
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,25 +34,19 @@ CHROMIUM_ARGS = [
 ]
 
 
-class Demo:
+class Demo(DaphneServer):
     """The demo site served by a Daphne subprocess; ``restart()`` keeps the port."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
         self.db = workdir / "demo.sqlite3"
-        self.log = workdir / "daphne.log"
-        self.env = {
+        env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
             "DEMO_DB": str(self.db),
             "PYTHONPATH": str(ROOT),
         }
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(env, free_port(), workdir / "daphne.log", application="demo_project.asgi:application")
         self.sender: subprocess.Popen[str] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -101,45 +92,6 @@ class Demo:
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.db, timeout=10) as conn:
             return conn.execute(sql, params).fetchall()
-
-    def start(self) -> Demo:
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "demo_project.asgi:application",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"daphne did not listen:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
 
 
 # Module scope, not session: the sync API keeps an asyncio loop running in this
