@@ -305,7 +305,13 @@ class Target:
 
     def request(self, index: int) -> tuple[int, bytes]: ...
 
-    async def command(self, cmd: dict[str, Any]) -> dict[str, Any]: ...
+    #: Where the first server takes benchmark commands (setup, sends) as JSON.
+    command_path = "/command/"
+
+    async def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=120) as http:
+            r = await http.post(f"http://127.0.0.1:{self.servers[0].port}{self.command_path}", json=cmd)
+            return r.json()
 
     def stop(self) -> None:
         for server in self.servers:
@@ -330,11 +336,6 @@ class Floor(Target):
         port = self.servers[0].port
         return port, get(f"/stream/?u={self.users[index][0]}", port)
 
-    async def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=120) as http:
-            r = await http.post(f"http://127.0.0.1:{self.servers[0].port}/command/", json=cmd)
-            return r.json()
-
 
 class FloorMiddleware(Floor):
     name = "floor-mw"
@@ -347,6 +348,7 @@ class FloorMiddleware(Floor):
 class SseNotify(Target):
     name = "memory"
     processes = 1
+    command_path = "/bench/command/"
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "bench.settings", **BENCH_ENV}
@@ -367,11 +369,6 @@ class SseNotify(Target):
         uid, cookie = self.users[index]
         port = self.servers[index % len(self.servers)].port
         return port, get(f"/notifications/stream/?cursor={self.cursors.get(str(uid), 0)}", port, cookie)
-
-    async def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=120) as http:
-            r = await http.post(f"http://127.0.0.1:{self.servers[0].port}/bench/command/", json=cmd)
-            return r.json()
 
 
 class Redis(SseNotify):
