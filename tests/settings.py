@@ -5,9 +5,12 @@ PostgreSQL server at 127.0.0.1:5432. The SQLite database is a file so that
 end-to-end tests' Daphne subprocesses can share it.
 """
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 SECRET_KEY = "tests-only"
@@ -47,9 +50,15 @@ TEMPLATES = [
     }
 ]
 
-_DB_FILE = os.environ.get(
-    "SSE_NOTIFY_TEST_SQLITE", str(Path(tempfile.gettempdir()) / f"sse_notify_test_{os.getuid()}.sqlite3")
-)
+# Each run gets its own database (file or PostgreSQL name), so two checkouts can
+# run the suite at once; child processes are handed this run's names (conftest).
+_RUN = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+if os.environ.get("SSE_NOTIFY_TEST_SQLITE"):
+    _DB_FILE = os.environ["SSE_NOTIFY_TEST_SQLITE"]
+else:
+    _DB_DIR = tempfile.mkdtemp(prefix="sse_notify_test_")
+    atexit.register(shutil.rmtree, _DB_DIR, True)
+    _DB_FILE = str(Path(_DB_DIR) / "db.sqlite3")
 if os.environ.get("SSE_NOTIFY_TEST_DB") == "postgres":
     DATABASES = {
         "default": {
@@ -58,7 +67,7 @@ if os.environ.get("SSE_NOTIFY_TEST_DB") == "postgres":
             "USER": os.environ.get("SSE_NOTIFY_PG_USER", "postgres"),
             "HOST": os.environ.get("SSE_NOTIFY_PG_HOST", "127.0.0.1"),
             "PORT": os.environ.get("SSE_NOTIFY_PG_PORT", "5432"),
-            "TEST": {"NAME": os.environ.get("SSE_NOTIFY_PG_TEST_NAME", "test_sse_notify")},
+            "TEST": {"NAME": os.environ.get("SSE_NOTIFY_PG_TEST_NAME", f"test_sse_notify_{_RUN}")},
         }
     }
 else:
