@@ -6,8 +6,8 @@
 
 Targets: ``floor`` (bench/floor.py, one process), ``memory`` (sse_notify, in-memory
 layer, one process), ``redis`` (sse_notify, 2 Daphne processes + a sending
-process, channels_redis core layer), ``redis-all`` (the same with
-GROUP_SEND_THRESHOLD=0: every process receives every send, no per-user groups).
+process, channels_redis core layer), ``redis-all`` (the same with the internal
+constant publish.GROUP_SEND_THRESHOLD = 0: every process receives every send, no per-user groups).
 See bench/README.md for what is measured and how.
 """
 
@@ -375,6 +375,8 @@ class Redis(SseNotify):
     name = "redis"
     processes = 2
     overrides: dict[str, Any] = {}
+    #: sse_notify internal constants by dotted path, set in every process (bench/apps.py).
+    constants: dict[str, Any] = {}
 
     def env(self) -> dict[str, str]:
         self.prefix = f"sse_notify_bench_{uuid.uuid4().hex[:8]}"
@@ -399,6 +401,7 @@ class Redis(SseNotify):
         env = super().env()
         env["BENCH_LAYERS"] = json.dumps(layers)
         env["BENCH_SSE_NOTIFY"] = json.dumps({**json.loads(env.get("BENCH_SSE_NOTIFY") or "{}"), **self.overrides})
+        env["BENCH_CONSTANTS"] = json.dumps(self.constants)
         return env
 
     def start(self) -> None:
@@ -426,7 +429,7 @@ class Redis(SseNotify):
 
 class RedisAll(Redis):
     name = "redis-all"
-    overrides = {"GROUP_SEND_THRESHOLD": 0}
+    constants = {"sse_notify.publish.GROUP_SEND_THRESHOLD": 0}
 
 
 TARGETS = {"floor": Floor, "floor-mw": FloorMiddleware, "memory": SseNotify, "redis": Redis, "redis-all": RedisAll}

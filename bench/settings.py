@@ -19,6 +19,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "sse_notify",
+    "bench.apps.BenchConfig",
 ]
 # The usual stack of a Django site: the stream pays for session and auth lookups.
 MIDDLEWARE = [

@@ -14,45 +14,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from .conf import DEFAULTS
-
-
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
-def _positive_int_or_none(value: Any) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
-
-
-_VALIDATORS = {
-    "HEARTBEAT": (_positive_number, "a number of seconds > 0"),
-    "MAX_STREAM_LIFETIME": (_positive_number, "a number of seconds > 0"),
-    "POLL_INTERVAL": (_positive_number, "a number of seconds > 0"),
-    "PUBLISH_TIMEOUT": (_positive_number, "a number of seconds > 0"),
-    "RETRY_MS": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
-    "MAX_STREAM_BYTES": (_positive_int_or_none, "an int > 0 or None"),
-    "MAX_STREAMS_PER_USER": (_positive_int_or_none, "an int > 0 or None"),
-    "MAX_STREAMS_PER_IP": (_positive_int_or_none, "an int > 0 or None"),
-    "MAX_STREAMS": (_positive_int_or_none, "an int > 0 or None"),
-    "QUEUE_SIZE": (lambda v: _positive_int_or_none(v) and v is not None, "an int > 0"),
-    "REPLAY_LIMIT": (lambda v: _positive_int_or_none(v) and v is not None, "an int > 0"),
-    "DB_THREADS": (lambda v: _positive_int_or_none(v) and v is not None, "an int > 0"),
-    "GROUP_SEND_THRESHOLD": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
-    "BODY_MAX_LENGTH": (lambda v: _positive_int_or_none(v) and v is not None, "an int > 0"),
-    "DATA_MAX_BYTES": (lambda v: _positive_int_or_none(v) and v is not None, "an int > 0"),
-    "PAGE_SIZE": (lambda v: _positive_int_or_none(v) and v is not None, "an int > 0"),
-    "TOAST_TIMEOUT_MS": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
-    "CHANNEL_LAYER": (lambda v: isinstance(v, str) and bool(v), "a CHANNEL_LAYERS alias (str)"),
-    "URL_SCHEMES": (
-        lambda v: (
-            isinstance(v, (list, tuple))
-            and all(isinstance(s, str) and s not in ("javascript", "data", "vbscript") for s in v)
-        ),
-        "a list of scheme names, without javascript, data or vbscript",
-    ),
-    "CORS_ALLOWED_ORIGINS": (lambda v: isinstance(v, (list, tuple)), "a list of origins"),
-}
+from .conf import RETIRED, SECONDS, SETTINGS, app_settings
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -63,27 +25,34 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if not isinstance(user, dict):
         return [
             Error(
-                f"SSE_NOTIFY must be a dict, not {type(user).__name__}.",
+                f"SSE_NOTIFY is {user!r}; it must be a dict.",
                 hint="SSE_NOTIFY = {...}",
                 id="sse_notify.E004",
             )
         ]
     for key, value in user.items():
-        if key not in DEFAULTS:
+        setting = SETTINGS.get(key)
+        if key in RETIRED:
             errors.append(
                 Error(
-                    f"Unknown setting SSE_NOTIFY[{key!r}].",
-                    hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
+                    f"SSE_NOTIFY[{key!r}] is no longer a setting; it is the internal constant {RETIRED[key]}.",
+                    hint=f"Remove {key!r} from SSE_NOTIFY.",
                     id="sse_notify.E003",
                 )
             )
-            continue
-        valid, expected = _VALIDATORS.get(key, (lambda v: True, ""))
-        if not valid(value):
+        elif setting is None:
             errors.append(
                 Error(
-                    f"SSE_NOTIFY[{key!r}] is {value!r}; it must be {expected}.",
-                    hint=f"Default: {DEFAULTS[key]!r}.",
+                    f"Unknown setting SSE_NOTIFY[{key!r}].",
+                    hint=f"Known settings: {', '.join(sorted(SETTINGS))}.",
+                    id="sse_notify.E003",
+                )
+            )
+        elif not setting.rule.test(value):
+            errors.append(
+                Error(
+                    f"SSE_NOTIFY[{key!r}] is {value!r}; it must be {setting.rule.expected}.",
+                    hint=f"Default: {setting.default!r}. {setting.reason}",
                     id="sse_notify.E004",
                 )
             )
@@ -129,7 +98,7 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 id="sse_notify.E001",
             )
         ]
-    alias = (getattr(settings, "SSE_NOTIFY", None) or {}).get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
+    alias = app_settings.CHANNEL_LAYER
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
     if alias not in layers:
         return [
@@ -223,7 +192,7 @@ def check_redis_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     """
     from django.utils.module_loading import import_string
 
-    alias = (getattr(settings, "SSE_NOTIFY", None) or {}).get("CHANNEL_LAYER", DEFAULTS["CHANNEL_LAYER"])
+    alias = app_settings.CHANNEL_LAYER
     layer = (getattr(settings, "CHANNEL_LAYERS", None) or {}).get(alias)
     if not isinstance(layer, dict) or not str(layer.get("BACKEND", "")).startswith("channels_redis"):
         return []
@@ -275,13 +244,12 @@ def check_redis_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
                     )
                 )
     if core:
-        poll = DEFAULTS["POLL_INTERVAL"]
-        user = getattr(settings, "SSE_NOTIFY", None) or {}
-        if _positive_number(user.get("POLL_INTERVAL", poll)):
-            poll = user.get("POLL_INTERVAL", poll)
+        poll = app_settings.POLL_INTERVAL
+        if not SETTINGS["POLL_INTERVAL"].rule.test(poll):
+            poll = SETTINGS["POLL_INTERVAL"].default  # E004 reports the bad value
         refresh = MEMBERSHIP_REFRESH_POLLS * float(poll)
         expiry = config.get("group_expiry", 86400)
-        if _positive_number(expiry) and expiry < 2 * refresh:
+        if SECONDS.test(expiry) and expiry < 2 * refresh:
             errors.append(
                 Warning(
                     f"{where} group_expiry is {expiry:g} s but sse_notify's hubs refresh their group membership "

@@ -45,6 +45,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from . import publish
 from .conf import app_settings
 from .events import notification_frame, read_frame
 from .publish import BROADCAST_GROUP, DELIVER, DELIVER_MANY, READ, SIGNOUT, get_layer, user_group
@@ -61,6 +62,9 @@ MEMBERSHIP_CONCURRENCY = 16
 #: it saw committed but not yet published is delivered by the layer, not by
 #: one catch-up query per stream (at most POLL_INTERVAL / 4).
 POLL_GRACE = 0.25
+#: Events one stream may have queued; past it the stream catches up from the
+#: database instead, so a slow reader costs bounded memory and loses nothing.
+QUEUE_SIZE = 256
 
 
 def _is_read_timeout(exc: BaseException) -> bool:
@@ -158,7 +162,7 @@ class Hub:
         """
         await self._ensure_started()
         self.check_limits(user_id, ip)
-        sub = Subscription(self, user_id, ip, app_settings.QUEUE_SIZE, session)
+        sub = Subscription(self, user_id, ip, QUEUE_SIZE, session)
         subs = self.users.setdefault(user_id, set())
         first = not subs
         subs.add(sub)
@@ -170,7 +174,7 @@ class Hub:
             # Wait (without cancelling it) so live messages reach this stream from
             # the start; a slow or dead layer is covered by the database poll.
             try:
-                await asyncio.wait((joined,), timeout=app_settings.PUBLISH_TIMEOUT)
+                await asyncio.wait((joined,), timeout=publish.PUBLISH_TIMEOUT)
             except BaseException:
                 sub.close()  # cancelled (client left) while joining: the caller never gets sub
                 raise
@@ -249,9 +253,7 @@ class Hub:
         if self.layer is not None:
             try:
                 self.channel = await self.layer.new_channel("sse_notify.hub.")
-                await asyncio.wait_for(
-                    self.layer.group_add(BROADCAST_GROUP, self.channel), app_settings.PUBLISH_TIMEOUT
-                )
+                await asyncio.wait_for(self.layer.group_add(BROADCAST_GROUP, self.channel), publish.PUBLISH_TIMEOUT)
             except Exception as exc:
                 self._layer_ok = False
                 logger.warning("sse_notify: channel layer unavailable at start (%s); using the database", exc)
@@ -286,7 +288,7 @@ class Hub:
     @staticmethod
     def _per_user_groups() -> bool:
         """False in "every process receives everything" mode (threshold 0)."""
-        return int(app_settings.GROUP_SEND_THRESHOLD) > 0
+        return publish.GROUP_SEND_THRESHOLD > 0
 
     def _member_op(self, user_id: int, op: Callable[[int], Coroutine[Any, Any, None]]) -> asyncio.Task[Any]:
         """Run joins and leaves of one user's group in order, never concurrently."""
@@ -334,7 +336,7 @@ class Hub:
             if not self._layer_ok:
                 try:
                     # The layer may have restarted empty (Redis keeps no groups): join again.
-                    await asyncio.wait_for(self._rejoin_all(), app_settings.PUBLISH_TIMEOUT * 2)
+                    await asyncio.wait_for(self._rejoin_all(), publish.PUBLISH_TIMEOUT * 2)
                 except Exception:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -416,7 +418,7 @@ class Hub:
             if self.channel is not None and self._layer_ok and polls % 600 == 0:
                 # channels-redis forgets group members after group_expiry (24 h).
                 try:
-                    await asyncio.wait_for(self._rejoin_all(), app_settings.PUBLISH_TIMEOUT * 2)
+                    await asyncio.wait_for(self._rejoin_all(), publish.PUBLISH_TIMEOUT * 2)
                 except Exception as exc:
                     logger.warning("sse_notify: refreshing group membership failed: %s", exc)
 

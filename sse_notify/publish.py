@@ -37,6 +37,15 @@ READ = "sse_notify.read"
 #: A session signed out: ``{"type": SIGNOUT, "users": [[user_id, session_hash or None]]}``.
 SIGNOUT = "sse_notify.signout"
 
+#: Seconds a round of layer operations (a publish, a hub's group join) may take
+#: before it is given up: the rows are committed, and the hubs' database poll
+#: delivers what the layer did not bring.
+PUBLISH_TIMEOUT = 2.0
+#: Recipients above which a send crosses the layer once, through the broadcast
+#: group, instead of once per user group. 0 turns per-user groups off: every
+#: process receives every send (the benchmark's ``redis-all`` target).
+GROUP_SEND_THRESHOLD = 16
+
 
 def user_group(user_id: int) -> str:
     return f"sse_notify.user.{int(user_id)}"
@@ -64,7 +73,7 @@ def deliver_messages(notifications: Iterable[Notification]) -> list[dict[str, An
 
 def _targets(message: dict[str, Any], users: Iterable[int]) -> list[tuple[str, dict[str, Any]]]:
     users = sorted(set(users))
-    if len(users) > app_settings.GROUP_SEND_THRESHOLD:
+    if len(users) > GROUP_SEND_THRESHOLD:
         return [(BROADCAST_GROUP, message)]
     if len(users) == 1:
         return [(user_group(users[0]), message)]
@@ -77,7 +86,7 @@ async def _send_all(layer: Any, sends: list[tuple[str, dict[str, Any]]]) -> None
         for group, message in sends:
             await layer.group_send(group, message)
 
-    await asyncio.wait_for(_go(), app_settings.PUBLISH_TIMEOUT)
+    await asyncio.wait_for(_go(), PUBLISH_TIMEOUT)
 
 
 def _publish(sends: list[tuple[str, dict[str, Any]]]) -> None:
@@ -109,7 +118,7 @@ def created_sends(notifications: Iterable[Notification]) -> list[tuple[str, dict
     """
     messages = deliver_messages(notifications)
     recipients = {item[0] for message in messages for item in message["items"]}
-    if len(messages) > 1 and len(recipients) > app_settings.GROUP_SEND_THRESHOLD:
+    if len(messages) > 1 and len(recipients) > GROUP_SEND_THRESHOLD:
         batch = {"type": DELIVER_MANY, "messages": [[m["common"], m["items"]] for m in messages]}
         return [(BROADCAST_GROUP, batch)]
     if len(messages) > 1:

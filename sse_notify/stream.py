@@ -47,6 +47,12 @@ from .sse import encode_comment, encode_event
 
 logger = logging.getLogger("sse_notify")
 
+#: Bytes after which a stream ends and the client resumes on a new connect: bounds
+#: what a client that stops reading can make the server buffer (Daphne applies no
+#: backpressure). None: no budget.
+MAX_STREAM_BYTES: int | None = 4 * 1024 * 1024
+#: Most notifications replayed on connect; a client further behind is told to reload.
+REPLAY_LIMIT = 1000
 CATCH_UP_PAGE = 500
 MAX_BATCH = 512
 
@@ -69,17 +75,13 @@ def connect_state(user_id: int, cursor: int | None, invalid: bool) -> dict[str, 
         reason = "unknown_cursor"
     elif cursor is not None and cursor < pruned_seq:
         reason = "expired"
-    elif cursor is not None and last_seq - cursor > app_settings.REPLAY_LIMIT:
+    elif cursor is not None and last_seq - cursor > REPLAY_LIMIT:
         reason = "too_far_behind"
     if cursor is None or reason is not None:
         return {"cursor": last_seq, "unread": unread, "reset": reason, "frames": []}
     if cursor == last_seq:  # nothing was sent after the cursor: skip the empty replay query
         return {"cursor": cursor, "unread": unread, "reset": None, "frames": []}
-    rows = list(
-        Notification.objects.filter(recipient_id=user_id)
-        .after(cursor)
-        .select_related("actor")[: app_settings.REPLAY_LIMIT]
-    )
+    rows = list(Notification.objects.filter(recipient_id=user_id).after(cursor).select_related("actor")[:REPLAY_LIMIT])
     return {"cursor": cursor, "unread": unread, "reset": None, "frames": _frames(rows, unread)}
 
 
@@ -126,7 +128,7 @@ async def event_stream(
         except Exception as exc:
             db.log_error("stream connect", exc)
             return  # the client reconnects and replays once the database is back
-        max_bytes = app_settings.MAX_STREAM_BYTES
+        max_bytes = MAX_STREAM_BYTES
         budget = float("inf") if max_bytes is None else int(max_bytes)
         cursor = state["cursor"]
         head = [ready_frame(cursor, state["unread"], int(app_settings.RETRY_MS))]

@@ -129,8 +129,16 @@ class DaphneServer:
         return self.log.read_text(errors="replace")
 
 
-def subprocess_env(layers: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> dict[str, str]:
-    """Environment for a child process (Daphne, manage.py) on the test database."""
+def subprocess_env(
+    layers: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    constants: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Environment for a child process (Daphne, manage.py) on the test database.
+
+    ``overrides`` are ``SSE_NOTIFY`` settings; ``constants`` internal constants by
+    dotted path (``{"sse_notify.hub.QUEUE_SIZE": 2}``), applied by tests/apps.py.
+    """
     from django.db import connection
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
@@ -144,19 +152,24 @@ def subprocess_env(layers: dict[str, Any] | None = None, overrides: dict[str, An
         env["SSE_NOTIFY_TEST_LAYERS"] = json.dumps(layers)
     if overrides:
         env["SSE_NOTIFY_TEST_OVERRIDES"] = json.dumps(overrides)
+    if constants:
+        env["SSE_NOTIFY_TEST_CONSTANTS"] = json.dumps(constants)
     return env
 
 
 @pytest.fixture
 def daphne(tmp_path: Path) -> Iterator[Callable[..., DaphneServer]]:
-    """``daphne(layers=None, overrides=None)`` starts a server; all stop at teardown."""
+    """``daphne(layers=None, overrides=None, constants=None)`` starts a server; all stop at teardown."""
     servers: list[DaphneServer] = []
 
     def start(
-        layers: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None, port: int | None = None
+        layers: dict[str, Any] | None = None,
+        overrides: dict[str, Any] | None = None,
+        port: int | None = None,
+        constants: dict[str, Any] | None = None,
     ) -> DaphneServer:
         server = DaphneServer(
-            subprocess_env(layers, overrides), port or free_port(), tmp_path / f"daphne{len(servers)}.log"
+            subprocess_env(layers, overrides, constants), port or free_port(), tmp_path / f"daphne{len(servers)}.log"
         )
         servers.append(server)
         return server.start()

@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "sse_notify",
+    "tests.apps.TestsConfig",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -81,7 +82,9 @@ else:
     }
 
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-SSE_NOTIFY = {"POLL_INTERVAL": 0.2, "HEARTBEAT": 15.0, "PUBLISH_TIMEOUT": 1.0}
+SSE_NOTIFY = {"POLL_INTERVAL": 0.2, "HEARTBEAT": 15.0}
+#: Internal constants set in every process of the run (tests/apps.py), by dotted path.
+SSE_NOTIFY_TEST_CONSTANTS = {"sse_notify.publish.PUBLISH_TIMEOUT": 1.0}
 
 # End-to-end tests start Daphne subprocesses with these settings plus overrides
 # passed as JSON in the environment (see tests/conftest.py: ``daphne`` fixture).
@@ -89,6 +92,8 @@ if os.environ.get("SSE_NOTIFY_TEST_LAYERS"):
     CHANNEL_LAYERS = json.loads(os.environ["SSE_NOTIFY_TEST_LAYERS"])
 if os.environ.get("SSE_NOTIFY_TEST_OVERRIDES"):
     SSE_NOTIFY = {**SSE_NOTIFY, **json.loads(os.environ["SSE_NOTIFY_TEST_OVERRIDES"])}
+if os.environ.get("SSE_NOTIFY_TEST_CONSTANTS"):
+    SSE_NOTIFY_TEST_CONSTANTS = {**SSE_NOTIFY_TEST_CONSTANTS, **json.loads(os.environ["SSE_NOTIFY_TEST_CONSTANTS"])}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -20,6 +20,7 @@ from django.test import override_settings
 from sse_notify.api import EVERYONE, asend_notification, check_url, resolve_recipients, send_notification
 from sse_notify.models import Inbox, Notification
 from sse_notify.publish import BROADCAST_GROUP, DELIVER, user_group
+from tests.support import override_constants
 
 User = get_user_model()
 
@@ -242,12 +243,12 @@ def test_rollback_publishes_nothing(layer: Any, user: Any) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(SSE_NOTIFY={"GROUP_SEND_THRESHOLD": 2})
 def test_large_sends_go_once_to_the_broadcast_group(layer: Any, make_user: Any) -> None:
     users = [make_user() for _ in range(3)]
     broadcast = async_to_sync(join)(layer, BROADCAST_GROUP)
     personal = async_to_sync(join)(layer, user_group(users[0].pk))
-    sent = send_notification(users, "to many")
+    with override_constants({"sse_notify.publish.GROUP_SEND_THRESHOLD": 2}):
+        sent = send_notification(users, "to many")
     message = async_to_sync(receive_or_none)(layer, broadcast, 2)
     assert sorted(item[0] for item in message["items"]) == sorted(u.pk for u in users)
     assert {item[1] for item in message["items"]} == {n.pk for n in sent}

@@ -294,7 +294,7 @@ async def test_malformed_http_does_not_hurt_the_server(daphne, make_user):
 @pytest.mark.e2e
 async def test_a_client_that_never_reads_is_cut_off_at_the_byte_budget(daphne, make_user):
     budget = 100_000
-    server = daphne(overrides={"MAX_STREAM_BYTES": budget, "POLL_INTERVAL": 0.1})
+    server = daphne(overrides={"POLL_INTERVAL": 0.1}, constants={"sse_notify.stream.MAX_STREAM_BYTES": budget})
     alice = await sync_to_async(make_user)()
     cookie = await sync_to_async(session_cookie)(alice)
     sock = socket.create_connection(("127.0.0.1", server.port))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import sys
 from io import StringIO
 from typing import Any
@@ -11,6 +13,8 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from sse_notify.checks import check_channel_layer, check_settings
+from sse_notify.conf import RETIRED, SECONDS, SETTINGS, app_settings
+from tests.conftest import ROOT
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -51,7 +55,9 @@ def test_e003_unknown_setting() -> None:
         {"HEARTBEAT": 0},
         {"HEARTBEAT": "15"},
         {"RETRY_MS": -1},
-        {"QUEUE_SIZE": None},
+        {"DB_THREADS": None},
+        {"MAX_STREAMS": 0},
+        {"TOAST_TIMEOUT_MS": 1.5},
         {"MAX_STREAMS_PER_USER": True},
         {"URL_SCHEMES": ["https", "javascript"]},
         {"CHANNEL_LAYER": ""},
@@ -60,8 +66,48 @@ def test_e003_unknown_setting() -> None:
 def test_e004_bad_value(value: dict[str, Any]) -> None:
     with override_settings(SSE_NOTIFY=value):
         (error,) = check_settings()
+    ((name, bad),) = value.items()
     assert error.id == "sse_notify.E004"
-    assert repr(next(iter(value))) in error.msg and "Default:" in error.hint
+    # The message names the setting, the bad value and what is allowed; the hint the default and the reason.
+    assert f"SSE_NOTIFY[{name!r}] is {bad!r}; it must be {SETTINGS[name].rule.expected}." == error.msg
+    assert error.hint == f"Default: {SETTINGS[name].default!r}. {SETTINGS[name].reason}"
+
+
+@pytest.mark.parametrize("name", sorted(RETIRED))
+def test_e003_former_setting_names_the_constant_that_replaced_it(name: str) -> None:
+    with override_settings(SSE_NOTIFY={name: 1}):
+        (error,) = check_settings()
+    assert error.id == "sse_notify.E003"
+    module, _, constant = RETIRED[name].rpartition(".")
+    assert RETIRED[name] in error.msg
+    assert hasattr(importlib.import_module(module), constant), f"{RETIRED[name]} does not exist"
+    assert name not in SETTINGS
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_every_setting_has_a_valid_default_and_a_reason(name: str) -> None:
+    setting = SETTINGS[name]
+    assert setting.name == name
+    assert setting.rule.test(setting.default), f"{name}'s default {setting.default!r} breaks its own rule"
+    assert len(setting.reason) > 30, f"{name} says no reason a user would change it"
+    with override_settings(SSE_NOTIFY={name: setting.default}):
+        assert check_settings() == []
+        assert getattr(app_settings, name) == setting.default
+
+
+def test_only_time_settings_speak_of_seconds() -> None:
+    for name, setting in SETTINGS.items():
+        timed = setting.rule is SECONDS or name.endswith("_MS")
+        assert timed == ("seconds" in setting.rule.expected or "milliseconds" in setting.rule.expected), name
+
+
+def test_the_readme_table_lists_exactly_the_settings() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| setting | default |") : readme.index("### System checks")]
+    rows = re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", table, flags=re.M)
+    assert [name for name, _ in rows] == list(SETTINGS)
+    for name, default in rows:
+        assert default.replace("_", "") == repr(SETTINGS[name].default).replace("'", '"').replace("_", ""), name
 
 
 @override_settings(SSE_NOTIFY=[("HEARTBEAT", 5)])

@@ -28,6 +28,9 @@ from sse_notify.models import Notification
 from tests.conftest import ROOT, free_port, need, redis_layers, session_cookie, subprocess_env
 from tests.sse_client import SSEStream
 
+#: Layer operations in the Daphne processes give up after 0.5 s (see ``publish.PUBLISH_TIMEOUT``).
+LAYER_TIMEOUT_HALF_SECOND = {"sse_notify.publish.PUBLISH_TIMEOUT": 0.5}
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
@@ -244,7 +247,7 @@ print("REPORT " + json.dumps(report))
 
 async def send_from_process(layers: dict[str, Any], username: str, titles: list[str], publish_timeout: float) -> Any:
     """Send from a separate process (a worker, a cron job) using ``layers``; return its report."""
-    env = subprocess_env(layers, {"PUBLISH_TIMEOUT": publish_timeout})
+    env = subprocess_env(layers, constants={"sse_notify.publish.PUBLISH_TIMEOUT": publish_timeout})
     proc = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-c", "import django; django.setup(); exec(open(0).read())", username, *titles],
@@ -271,8 +274,8 @@ async def test_redis_stopped_while_sending_then_back(daphne, private_redis, make
     can only learn of a notification through the channel layer (or the nudge its hub
     gives every stream when it rejoins the layer)."""
     layers = redis_layers(private_redis.url, backend=backend)
-    a = daphne(layers=layers, overrides={"POLL_INTERVAL": 0.2, "PUBLISH_TIMEOUT": 0.5})
-    b = daphne(layers=layers, overrides={"POLL_INTERVAL": 3600.0, "PUBLISH_TIMEOUT": 0.5})
+    a = daphne(layers=layers, overrides={"POLL_INTERVAL": 0.2}, constants=LAYER_TIMEOUT_HALF_SECOND)
+    b = daphne(layers=layers, overrides={"POLL_INTERVAL": 3600.0}, constants=LAYER_TIMEOUT_HALF_SECOND)
     alice = await sync_to_async(make_user)("alice")
     cookie = await sync_to_async(session_cookie)(alice)
     timeout = 0.5

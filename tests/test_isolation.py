@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from sse_notify.api import EVERYONE, send_notification
 from sse_notify.models import Inbox, Notification
 from tests.conftest import session_cookie
+from tests.support import override_constants
 from tests.test_stream_asgi import AsgiStream, http_scope, sse_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -174,7 +175,7 @@ def population(make_user: Any) -> tuple[list[Any], list[Any]]:
 @given(members=memberships, actions=st.lists(action, min_size=1, max_size=8))
 def test_every_surface_shows_exactly_my_notifications(population, members, actions):
     users, groups = population
-    with sse_settings(GROUP_SEND_THRESHOLD=2, POLL_INTERVAL=0.2):
+    with sse_settings(POLL_INTERVAL=0.2), override_constants({"sse_notify.publish.GROUP_SEND_THRESHOLD": 2}):
         # GROUP_SEND_THRESHOLD=2: sends to 3+ users cross the layer as one broadcast,
         # smaller ones per user; both fan-out paths are exercised.
         async_to_sync(in_fresh_hub)(users, groups, [set(m) for m in members], actions)

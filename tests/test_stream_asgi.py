@@ -24,10 +24,11 @@ from sse_notify.events import encode_common
 from sse_notify.models import Notification
 from tests.conftest import session_cookie
 from tests.sse_client import SSEParser
+from tests.support import override_constants
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE = {"POLL_INTERVAL": 0.2, "HEARTBEAT": 15.0, "PUBLISH_TIMEOUT": 1.0}
+BASE = {"POLL_INTERVAL": 0.2, "HEARTBEAT": 15.0}
 
 
 def sse_settings(**overrides: Any) -> override_settings:
@@ -220,7 +221,7 @@ async def test_max_stream_lifetime_ends_the_stream(fresh_hub, user):
 
 
 async def test_max_stream_bytes_ends_the_stream_and_the_client_resumes(fresh_hub, user):
-    with sse_settings(MAX_STREAM_BYTES=2000):
+    with override_constants({"sse_notify.stream.MAX_STREAM_BYTES": 2000}):
         s = await open_stream(user)
         await s.chunk()
         sent = 0
@@ -242,9 +243,9 @@ async def test_max_stream_bytes_ends_the_stream_and_the_client_resumes(fresh_hub
 
 
 async def test_queue_overflow_loses_nothing(fresh_hub, user):
-    """QUEUE_SIZE=2 and 50 messages handed to the hub at once: the stream catches up from the DB."""
+    """A queue of 2 and 50 messages handed to the hub at once: the stream catches up from the DB."""
     hub = fresh_hub
-    with sse_settings(QUEUE_SIZE=2, POLL_INTERVAL=60):
+    with sse_settings(POLL_INTERVAL=60), override_constants({"sse_notify.hub.QUEUE_SIZE": 2}):
         s = await open_stream(user)
         await s.chunk()
 
