@@ -45,6 +45,68 @@ Recipients = Union["AbstractBaseUser", Group, _Everyone, Iterable[Union["Abstrac
 TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length or 200
 
 
+#: Deepest nesting of lists and objects accepted in ``data``. Real payloads are a few
+#: levels deep; a bound keeps every encoder, database and client on the way from
+#: recursing into trouble (``RecursionError`` at 1,000 levels in CPython's json).
+DATA_MAX_DEPTH = 32
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored and streamed as text, or None if it can.
+
+    NUL cannot be stored by PostgreSQL; a lone surrogate (e.g. from
+    ``json.loads('"\\ud800"')`` or undecodable bytes in ``sys.argv``) is not
+    Unicode, so it cannot be encoded as UTF-8 on the wire and would fail every
+    stream that tried to send it. Other helpers (categories, group keys) use
+    the same rule for their own text fields.
+    """
+    if "\x00" in value:
+        return "contains a NUL character (U+0000), which databases cannot store."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"contains a lone surrogate (U+{ord(value[exc.start]):04X} at position {exc.start}), "
+            "which is not valid Unicode and cannot be encoded as UTF-8."
+        )
+    return None
+
+
+def data_problem(data: Any) -> str | None:
+    """Why ``data`` cannot be a notification's payload, or None if it can.
+
+    Walks the structure without recursion (so a 100,000-deep list is an answer,
+    not a ``RecursionError``), checking every key and string on the way.
+    """
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem:
+                return f"Data {problem}"
+        elif isinstance(value, (dict, list, tuple)):
+            if depth >= DATA_MAX_DEPTH:
+                return f"Data is nested more than {DATA_MAX_DEPTH} levels deep."
+            if isinstance(value, dict):
+                stack.extend((key, depth) for key in value)
+                stack.extend((item, depth + 1) for item in value.values())
+            else:
+                stack.extend((item, depth + 1) for item in value)
+    try:
+        # allow_nan=False: NaN/Infinity are not JSON; databases and JSON.parse reject them.
+        encoded = json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False)
+        # What the stream sends (objects the encoder turned into text included) must be UTF-8.
+        json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "Data contains a lone surrogate, which is not valid Unicode and cannot be encoded as UTF-8."
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"Data must be JSON-serialisable: {exc}."
+    if len(encoded.encode()) > app_settings.DATA_MAX_BYTES:
+        return f"Data is over the {app_settings.DATA_MAX_BYTES}-byte limit."
+    return None
+
+
 def _validate(title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
     errors: dict[str, str] = {}
     if not isinstance(title, str) or not title.strip():
@@ -55,41 +117,25 @@ def _validate(title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
         errors["body"] = f"Body must be a string, not {type(body).__name__}."
     elif len(body) > app_settings.BODY_MAX_LENGTH:
         errors["body"] = f"Body is {len(body)} characters long; the limit is {app_settings.BODY_MAX_LENGTH}."
-    # PostgreSQL cannot store NUL in text or jsonb: refuse it on every database alike.
-    for name, value in (("title", title), ("body", body)):
-        if name not in errors and "\x00" in value:
-            errors[name] = f"{name.capitalize()} contains a NUL character (U+0000), which databases cannot store."
-    if level not in Level.values:
+    for name, value in (("title", title), ("body", body), ("url", url)):
+        if name not in errors and isinstance(value, str):
+            problem = text_problem(value)
+            if problem:
+                errors[name] = f"{'Link' if name == 'url' else name.capitalize()} {problem}"
+    if not isinstance(level, str) or level not in Level.values:
         errors["level"] = f"Unknown level {level!r}; choose one of {', '.join(map(repr, Level.values))}."
     if not isinstance(url, str):
         errors["url"] = f"Link must be a string, not {type(url).__name__}."
-    elif url:
+    elif url and "url" not in errors:
         message = check_url(url)
         if message:
             errors["url"] = message
     if data is not None:
-        try:
-            # allow_nan=False: NaN/Infinity are not JSON; databases and JSON.parse reject them.
-            encoded = json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            errors["data"] = f"Data must be JSON-serialisable: {exc}."
-        else:
-            if len(encoded.encode()) > app_settings.DATA_MAX_BYTES:
-                errors["data"] = f"Data is over the {app_settings.DATA_MAX_BYTES}-byte limit."
-            elif _has_nul(data):
-                errors["data"] = "Data contains a NUL character (U+0000), which databases cannot store."
+        problem = data_problem(data)
+        if problem:
+            errors["data"] = problem
     if errors:
         raise ValidationError(errors)
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def check_url(url: str) -> str | None:

@@ -137,12 +137,39 @@ class SendNotificationForm(forms.Form):
         )
 
 
+class DataField(forms.JSONField):
+    """``forms.JSONField`` that answers a form error, never a 500, for any text typed in.
+
+    ``json.loads`` raises ``RecursionError`` on deeply nested input, and a
+    parsed value holding a lone surrogate (``"\\ud800"``) cannot be shown again
+    in the UTF-8 page that reports the error: both are kept as the typed text.
+    """
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise ValidationError(
+                _("Data is nested more than %(max)d levels deep."), params={"max": api.DATA_MAX_DEPTH}
+            ) from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            value = super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+        if not isinstance(value, forms.fields.InvalidJSONInput) and value is not None and api.data_problem(value):
+            return forms.fields.InvalidJSONInput(data)
+        return value
+
+
 class NotificationAdminForm(forms.ModelForm):
     """The admin add/change form, held to the sending API's rules."""
 
     class Meta:
         model = Notification
         fields = ("recipient", "title", "body", "level", "url", "data", "actor")
+        field_classes = {"data": DataField}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

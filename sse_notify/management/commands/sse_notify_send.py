@@ -53,6 +53,9 @@ class Command(BaseCommand):
                 data = json.loads(options["data"])
             except ValueError as exc:
                 raise CommandError(f"--data is not valid JSON: {exc}") from exc
+            except RecursionError:
+                # Any depth that reaches the parser's limit is far past the API's own.
+                raise CommandError("--data is nested too deeply.") from None
         recipients: api.Recipients = api.EVERYONE if everyone else [*self._users(users), *self._groups(groups)]
         try:
             sent = api.send_notification(
