@@ -1,7 +1,9 @@
 """ASGI entry point of the demo (``daphne demo_project.asgi:application``).
 
 Static files are served by Django's ASGIStaticFilesHandler (as ``runserver``
-does), so the demo needs no ``collectstatic`` and no web server in front.
+does under DEBUG, but here also with DEBUG off, the demo's default), so the demo
+needs no ``collectstatic`` and no web server in front. A real site serves them
+with WhiteNoise or its reverse proxy instead: see the README's "Static files".
 """
 
 import os

@@ -1,7 +1,12 @@
 """Settings for the demo site: SQLite and the in-memory channel layer, nothing to install.
 
-Environment: DEMO_DB (SQLite file), DEMO_DEBUG (1/0), DEMO_REDIS_URL=redis://127.0.0.1:6379/0
-to use channels_redis, DEMO_POLL_INTERVAL / DEMO_RETRY_MS / DEMO_TOAST_TIMEOUT_MS (timings).
+Environment: DEMO_DB (SQLite file), DEMO_DEBUG=1 (``manage.py demo --debug``; off by default,
+since people copy demos), DEMO_REDIS_URL=redis://127.0.0.1:6379/0 to use channels_redis,
+DEMO_POLL_INTERVAL / DEMO_RETRY_MS / DEMO_TOAST_TIMEOUT_MS (timings).
+
+Static files are served by ``demo_project/asgi.py`` (Django's ASGI static handler) with
+or without DEBUG, so the demo needs no ``collectstatic``; a real site does not do that
+(see the README's "Static files").
 """
 
 import os
@@ -10,7 +15,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DEMO_SECRET_KEY", "demo-only-not-secret")
-DEBUG = os.environ.get("DEMO_DEBUG", "1") == "1"
+DEBUG = os.environ.get("DEMO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
 
 INSTALLED_APPS = [
@@ -115,3 +120,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"sse_notify": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# The demo is one Daphne process by design: the in-memory layer is right for it.
+SILENCED_SYSTEM_CHECKS = ["sse_notify.W001"]

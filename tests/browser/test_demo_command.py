@@ -15,7 +15,7 @@ def test_demo_command_sets_up_users_once_and_prints_how_to_sign_in(tmp_path: Pat
     demo = Demo(tmp_path)
     out = demo.manage("demo", "--no-serve", "--port", "8123").stdout
     assert "Created users: alice, bob, carol, admin." in out
-    assert "http://localhost:8123/" in out and "/admin/sse_notify/notification/" in out
+    assert "http://127.0.0.1:8123/" in out and "/admin/sse_notify/notification/" in out
     for name in ("alice", "bob", "carol", "admin"):
         assert f"    {name} " in out
     assert "password for all: demo" in out
