@@ -27,8 +27,9 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from .categories import get_categories
 from .forms import NotificationAdminForm, SendNotificationForm
-from .models import Inbox, Notification
+from .models import Inbox, Notification, Preference
 
 SEND_URL_NAME = "sse_notify_notification_send"
 #: Most users the User-changelist action hands to the send page (they travel in the URL).
@@ -47,6 +48,21 @@ class ReadFilter(admin.SimpleListFilter):
             return queryset.filter(read_at__isnull=True)
         if self.value() == "yes":
             return queryset.filter(read_at__isnull=False)
+        return queryset
+
+
+class CategoryFilter(admin.SimpleListFilter):
+    """Filter by category, labelled as the project declares them (plus any stray slug in the data)."""
+
+    title = _("category")
+    parameter_name = "category"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [(slug, category.label) for slug, category in get_categories().items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value():
+            return queryset.filter(category=self.value())
         return queryset
 
 
@@ -74,8 +90,8 @@ class NotificationAdmin(admin.ModelAdmin):
     form = NotificationAdminForm
     change_list_template = "admin/sse_notify/notification/change_list.html"
     send_template = "admin/sse_notify/notification/send.html"
-    list_display = ("title", "recipient", "level", "is_read", "created_at", "seq")
-    list_filter = ("level", ReadFilter)
+    list_display = ("title", "recipient", "category", "level", "is_read", "created_at", "seq")
+    list_filter = (CategoryFilter, "level", ReadFilter)
     list_select_related = ("recipient",)
     date_hierarchy = "created_at"
     # Autocomplete over the User admin when it exists (see get_autocomplete_fields);
@@ -84,24 +100,25 @@ class NotificationAdmin(admin.ModelAdmin):
     actions = ("mark_read", "mark_unread")
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
-        return (*_user_search_fields("recipient__"), "title")
+        return (*_user_search_fields("recipient__"), "title", "=group_key")
 
     def get_autocomplete_fields(self, request: HttpRequest) -> tuple[str, ...]:
         return ("recipient", "actor") if _user_admin_searchable(self.admin_site) else ()
 
     def get_fields(self, request: HttpRequest, obj: Notification | None = None) -> list[Any]:
-        fields: list[Any] = ["recipient", "title", "body", "level", "url", "data", "actor"]
+        fields: list[Any] = ["recipient", "title", "body", "level", "url", "data", "actor", "category", "group_key"]
         if obj is not None:
-            fields += ["seq", "created_at", "read_at"]
+            fields += ["seq", "created_at", "read_at", "in_app", "desktop"]
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Notification | None = None) -> tuple[str, ...]:
         # seq is the stream cursor: allocated on creation, never edited. Read state
         # changes through the actions, which keep unread counts and open tabs right;
         # a sent notification keeps its recipient.
+        # in_app/desktop are the recipient's choices at send time: a record, not a setting.
         if obj is None:
             return ("seq",)
-        return ("recipient", "actor", "seq", "created_at", "read_at")
+        return ("recipient", "actor", "seq", "created_at", "read_at", "category", "in_app", "desktop")
 
     @admin.display(boolean=True, description=_("read"), ordering="read_at")
     def is_read(self, obj: Notification) -> bool:
@@ -193,6 +210,31 @@ class InboxAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Deleting an inbox would restart the user's seq at 1 and clash with their rows.
+        return False
+
+
+@admin.register(Preference)
+class PreferenceAdmin(admin.ModelAdmin):
+    """Support staff can see a person's choices (empty = the category's default).
+
+    Read-only, like ``Inbox``: choices change through ``set_preferences`` (the
+    page, the JSON endpoint, an email's unsubscribe link), which keeps required
+    categories fixed and tells the person's open tabs. Deleting a row resets
+    that category to its defaults.
+    """
+
+    list_display = ("user", "category", "in_app", "desktop", "email", "updated_at")
+    list_filter = ("category", "email")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "category", "in_app", "desktop", "email", "updated_at")
+
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        return _user_search_fields("user__")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -23,6 +23,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, router, transaction
 from django.utils import timezone
 
+from .categories import DEFAULT_CATEGORY, get_category
 from .conf import app_settings
 from .models import Level, Notification
 
@@ -43,6 +44,33 @@ EVERYONE = _Everyone.EVERYONE
 Recipients = Union["AbstractBaseUser", Group, _Everyone, Iterable[Union["AbstractBaseUser", Group]]]
 
 TITLE_MAX_LENGTH = Notification._meta.get_field("title").max_length or 200
+GROUP_KEY_MAX_LENGTH = Notification._meta.get_field("group_key").max_length or 200
+
+
+def validate_category(category: Any, group_key: Any) -> str:
+    """Check a send's category and group key; return the category slug to store.
+
+    ``None`` means the ``"default"`` category. Raises ``ValidationError`` keyed
+    ``category`` / ``group_key`` (an unknown category names the declared ones).
+    """
+    errors: dict[str, Any] = {}
+    slug = DEFAULT_CATEGORY if category is None else category
+    if not isinstance(slug, str):
+        errors["category"] = f"Category must be a string slug, not {type(slug).__name__}."
+    else:
+        try:
+            get_category(slug)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if not isinstance(group_key, str):
+        errors["group_key"] = f"Group key must be a string, not {type(group_key).__name__}."
+    elif len(group_key) > GROUP_KEY_MAX_LENGTH:
+        errors["group_key"] = f"Group key is {len(group_key)} characters long; the limit is {GROUP_KEY_MAX_LENGTH}."
+    elif "\x00" in group_key:
+        errors["group_key"] = "Group key contains a NUL character (U+0000), which databases cannot store."
+    if errors:
+        raise ValidationError(errors)
+    return str(slug)
 
 
 #: Deepest nesting of lists and objects accepted in ``data``. Real payloads are a few
@@ -197,14 +225,30 @@ def send_notification(
     url: str = "",
     data: Any = None,
     actor: AbstractBaseUser | None = None,
+    category: str | None = None,
+    group_key: str = "",
 ) -> list[Notification]:
     """Create one notification per recipient and push it to their open streams.
+
+    ``category`` is one of the project's categories (``None``: ``"default"``);
+    each recipient's preferences for it decide whether it shows in the app and
+    on the desktop (resolved now, stored on the row). Notifications of one
+    category with the same ``group_key`` (e.g. ``"issue-42-comments"``) are
+    shown as one entry with a count.
 
     All or nothing: invalid input raises ``ValidationError`` (or ``TypeError`` /
     ``ValueError`` for unusable recipients) and writes nothing. Rows are
     published after the surrounding transaction commits; a rollback sends nothing.
     """
-    _validate(title, body, level, url, data)
+    errors: dict[str, Any] = {}
+    for check in (lambda: _validate(title, body, level, url, data), lambda: validate_category(category, group_key)):
+        try:
+            check()
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    category = validate_category(category, group_key)
     if actor is not None and actor.pk is None:
         raise ValueError(f"Actor {actor!r} is not saved.")
     user_ids = resolve_recipients(recipients)
@@ -219,6 +263,8 @@ def send_notification(
         "data": data,
         "actor": actor,
         "created_at": now,
+        "category": category,
+        "group_key": group_key,
     }
     objs = [Notification(recipient_id=uid, **common) for uid in user_ids]
     using = router.db_for_write(Notification)
@@ -235,8 +281,18 @@ async def asend_notification(
     url: str = "",
     data: Any = None,
     actor: AbstractBaseUser | None = None,
+    category: str | None = None,
+    group_key: str = "",
 ) -> list[Notification]:
     """Async twin of :func:`send_notification`."""
     return await sync_to_async(send_notification)(
-        recipients, title, body=body, level=level, url=url, data=data, actor=actor
+        recipients,
+        title,
+        body=body,
+        level=level,
+        url=url,
+        data=data,
+        actor=actor,
+        category=category,
+        group_key=group_key,
     )

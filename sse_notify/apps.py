@@ -11,6 +11,7 @@ class SseNotifyConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as sse_checks
+        from .categories import check_categories
         from .models import Notification
         from .receivers import end_streams_on_logout, unread_deleted
         from .signals import handle_notify, notify
@@ -18,6 +19,7 @@ class SseNotifyConfig(AppConfig):
         checks.register(sse_checks.check_settings)
         checks.register(sse_checks.check_channel_layer)
         checks.register(sse_checks.check_redis_layer)
+        checks.register(check_categories)
         notify.connect(handle_notify, dispatch_uid="sse_notify.notify")
         post_delete.connect(unread_deleted, sender=Notification, dispatch_uid="sse_notify.unread_deleted")
         user_logged_out.connect(end_streams_on_logout, dispatch_uid="sse_notify.end_streams_on_logout")

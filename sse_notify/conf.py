@@ -167,6 +167,13 @@ SETTINGS: dict[str, Setting] = {
             MILLISECONDS,
             "How long a toast stays before hiding itself (0: until dismissed): reading speed and accessibility.",
         ),
+        Setting(
+            "CATEGORIES",
+            {},
+            Rule(lambda v: isinstance(v, dict), "a dict of slug -> options (each entry is checked by E020)"),
+            "Your notification categories, each with its default per channel and whether it is required "
+            "(see sse_notify.categories). Empty: one implicit 'default' category.",
+        ),
     )
 }
 

@@ -18,20 +18,43 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from . import api
+from .categories import DEFAULT_CATEGORY, get_categories
 from .models import Level, Notification
 
 
-def _add_api_errors(form: forms.BaseForm, title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
+def category_choices() -> list[tuple[str, str]]:
+    """The project's categories as form choices (read per form: settings may change in tests)."""
+    return [(slug, str(category.label)) for slug, category in get_categories().items()]
+
+
+def _add_api_errors(
+    form: forms.BaseForm,
+    title: Any,
+    body: Any,
+    level: Any,
+    url: Any,
+    data: Any,
+    category: Any = DEFAULT_CATEGORY,
+    group_key: Any = "",
+) -> None:
     """Run the API's validation and attach its messages to the matching fields."""
-    try:
-        api._validate(title, body, level, url, data)
-    except ValidationError as exc:
-        for field, messages in exc.message_dict.items():
-            if field in form.errors:
-                continue  # the form field's own check already said what is wrong
-            target = field if field in form.fields else None
-            for message in messages:
-                form.add_error(target, message)
+    for check in (
+        lambda: api._validate(title, body, level, url, data),
+        lambda: api.validate_category(category, group_key),
+    ):
+        try:
+            check()
+        except ValidationError as exc:
+            _attach(form, exc)
+
+
+def _attach(form: forms.BaseForm, exc: ValidationError) -> None:
+    for field, messages in exc.message_dict.items():
+        if field in form.errors:
+            continue  # the form field's own check already said what is wrong
+        target = field if field in form.fields else None
+        for message in messages:
+            form.add_error(target, message)
 
 
 def user_widget(admin_site: AdminSite) -> forms.SelectMultiple:
@@ -76,9 +99,24 @@ class SendNotificationForm(forms.Form):
         max_length=2000,
         help_text=_("Optional: a relative link (/orders/7/) or an http(s)/mailto URL."),
     )
+    category = forms.ChoiceField(
+        label=_("Category"),
+        initial=DEFAULT_CATEGORY,
+        required=False,
+        help_text=_("Each recipient's preferences for the category decide how they hear about it."),
+    )
+    group_key = forms.CharField(
+        label=_("Group"),
+        required=False,
+        max_length=api.GROUP_KEY_MAX_LENGTH,
+        help_text=_("Optional: notifications of one category with the same group show as one entry."),
+    )
 
     def __init__(self, *args: Any, admin_site: AdminSite, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        category = self.fields["category"]
+        assert isinstance(category, forms.ChoiceField)
+        category.choices = category_choices()
         users = self.fields["users"]
         assert isinstance(users, forms.ModelMultipleChoiceField)
         users.widget = user_widget(admin_site)
@@ -89,11 +127,15 @@ class SendNotificationForm(forms.Form):
         groups.queryset = Group.objects.order_by("name")
         self.user_ids: list[int] = []
 
+    def clean_category(self) -> str:
+        """Left empty (an older form, a script posting the form): the default category."""
+        return self.cleaned_data.get("category") or DEFAULT_CATEGORY
+
     def recipient_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in ("users", "groups", "everyone")]
 
     def content_fields(self) -> list[forms.BoundField]:
-        return [self[name] for name in ("title", "body", "level", "url")]
+        return [self[name] for name in ("title", "body", "level", "url", "category", "group_key")]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -109,6 +151,8 @@ class SendNotificationForm(forms.Form):
             cleaned.get("level", Level.INFO),
             cleaned.get("url", ""),
             None,
+            cleaned.get("category", DEFAULT_CATEGORY),
+            cleaned.get("group_key", ""),
         )
         if not (everyone or users or groups):
             if "users" not in self.errors and "groups" not in self.errors:
@@ -134,6 +178,8 @@ class SendNotificationForm(forms.Form):
             level=data["level"],
             url=data["url"],
             actor=actor,
+            category=data["category"],
+            group_key=data["group_key"],
         )
 
 
@@ -168,14 +214,24 @@ class NotificationAdminForm(forms.ModelForm):
 
     class Meta:
         model = Notification
-        fields = ("recipient", "title", "body", "level", "url", "data", "actor")
+        fields = ("recipient", "title", "body", "level", "url", "data", "actor", "category", "group_key")
         field_classes = {"data": DataField}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "category" in self.fields:
+            self.fields["category"] = forms.ChoiceField(
+                label=_("Category"), choices=category_choices(), initial=DEFAULT_CATEGORY, required=False
+            )
+
+    def clean_category(self) -> str:
+        return self.cleaned_data.get("category") or DEFAULT_CATEGORY
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         values = {
             name: cleaned[name] if name in cleaned else getattr(self.instance, name)
-            for name in ("title", "body", "level", "url", "data")
+            for name in ("title", "body", "level", "url", "data", "category", "group_key")
         }
         _add_api_errors(self, **values)
         return cleaned

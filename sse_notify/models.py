@@ -24,6 +24,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .categories import DEFAULT_CATEGORY, SLUG_MAX_LENGTH, EmailMode
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
@@ -66,12 +68,18 @@ class Inbox(models.Model):
 
 
 def allocate_seqs(
-    user_ids: Sequence[int], using: str, counts: Mapping[int, int] | None = None
+    user_ids: Sequence[int],
+    using: str,
+    counts: Mapping[int, int] | None = None,
+    unread_counts: Mapping[int, int] | None = None,
 ) -> dict[int, tuple[int, int]]:
     """Reserve the next seq (or ``counts[user_id]`` seqs) for each user.
 
-    Return ``{user_id: (last seq reserved, unread_after)}``; a user given ``n``
-    seqs owns ``last - n + 1 .. last``. Must run inside the sending transaction:
+    The unread count grows by the same number, or by ``unread_counts[user_id]``
+    when given (rows the user turned off in the app are not counted: see
+    ``Notification.in_app``). Return ``{user_id: (last seq reserved,
+    unread_after)}``; a user given ``n`` seqs owns ``last - n + 1 .. last``.
+    Must run inside the sending transaction:
     the inbox rows stay locked until it commits, which is what makes per-user
     commit order equal seq order. Rows are locked in user-id order so concurrent
     multi-user sends cannot deadlock.
@@ -83,11 +91,12 @@ def allocate_seqs(
         inboxes.bulk_create([Inbox(user_id=uid) for uid in chunk], ignore_conflicts=True)
         list(inboxes.select_for_update().filter(user_id__in=chunk).order_by("user_id").values_list("pk"))
         # One UPDATE per distinct count (usually one): 10,000 rows for one user cost one.
-        by_count: dict[int, list[int]] = {}
+        by_count: dict[tuple[int, int], list[int]] = {}
         for uid in chunk:
-            by_count.setdefault(counts[uid] if counts else 1, []).append(uid)
-        for n, uids in by_count.items():
-            inboxes.filter(user_id__in=uids).update(last_seq=F("last_seq") + n, unread=F("unread") + n)
+            n = counts[uid] if counts else 1
+            by_count.setdefault((n, unread_counts.get(uid, 0) if unread_counts is not None else n), []).append(uid)
+        for (n, u), uids in by_count.items():
+            inboxes.filter(user_id__in=uids).update(last_seq=F("last_seq") + n, unread=F("unread") + u)
         for uid, seq, unread in inboxes.filter(user_id__in=chunk).values_list("user_id", "last_seq", "unread"):
             allocated[uid] = (seq, unread)
     return allocated
@@ -98,7 +107,7 @@ def recount_unread(user_ids: Iterable[int], using: str) -> dict[int, int]:
     ids = sorted(set(user_ids))
     unread = (
         Notification.objects.using(using)
-        .filter(recipient_id=OuterRef("user_id"), read_at__isnull=True)
+        .filter(recipient_id=OuterRef("user_id"), read_at__isnull=True, in_app=True)
         .order_by()
         .values("recipient_id")
         .annotate(n=Count("pk"))
@@ -125,7 +134,8 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         return self.filter(read_at__isnull=False)
 
     def unread_count(self) -> int:
-        return self.unread().count()
+        """What the badge shows: unread rows the recipient sees in the app (``in_app``)."""
+        return self.unread().filter(in_app=True).count()
 
     def after(self, seq: int) -> NotificationQuerySet:
         """What a client resuming from ``seq`` has not seen (the replay query)."""
@@ -173,7 +183,7 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         the admin, direct use of the manager) comes through here, so none can
         skip the cursor or the push. ``post_save`` is not involved.
         """
-        from . import publish
+        from . import preferences, publish
 
         objs = list(objs)
         if not objs:
@@ -181,19 +191,24 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         using = self.db
         with transaction.atomic(using=using, savepoint=False):
             need = [o for o in objs if not o.seq]
+            # Each recipient's in-app and desktop choice for the category, fixed now:
+            # streams then need no preference lookup per event.
+            preferences.apply_to(need, using)
             # One seq per notification: a user named twice gets two consecutive seqs,
             # in the order of ``objs``; one allocation for all of them.
             counts = Counter(o.recipient_id for o in need)
             if counts:
-                last = allocate_seqs(list(counts), using, counts)
+                loud = Counter(o.recipient_id for o in need if o.in_app and o.read_at is None)
+                last = allocate_seqs(list(counts), using, counts, loud)
                 next_seq = {uid: seq - counts[uid] + 1 for uid, (seq, _) in last.items()}
-                next_unread = {uid: unread - counts[uid] + 1 for uid, (_, unread) in last.items()}
+                unread_now = {uid: unread - loud[uid] for uid, (_, unread) in last.items()}
                 for obj in need:
                     uid = obj.recipient_id
                     obj.seq = next_seq[uid]
-                    obj._unread_after = next_unread[uid]  # type: ignore[attr-defined]
+                    if obj.in_app and obj.read_at is None:
+                        unread_now[uid] += 1
+                    obj._unread_after = unread_now[uid]  # type: ignore[attr-defined]
                     next_seq[uid] += 1
-                    next_unread[uid] += 1
             created = super().bulk_create(objs, *args, **kwargs)
             transaction.on_commit(lambda: publish.publish_created(created), using=using, robust=True)
         return created
@@ -228,6 +243,35 @@ class Notification(models.Model):
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
+    # The columns below have database defaults too, so rows inserted by set-based
+    # SQL (or by older code) that leave them out get the same values as the ORM.
+    category = models.CharField(
+        _("category"),
+        max_length=SLUG_MAX_LENGTH,
+        default=DEFAULT_CATEGORY,
+        db_default=DEFAULT_CATEGORY,
+        help_text=_("One of the project's categories (SSE_NOTIFY['CATEGORIES'])."),
+    )
+    group_key = models.CharField(
+        _("group"),
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("Notifications of one category with the same group show as one entry."),
+    )
+    in_app = models.BooleanField(
+        _("shown in the app"),
+        default=True,
+        db_default=True,
+        help_text=_("The recipient's in-app choice when it was sent: off means listed, but no toast and not counted."),
+    )
+    desktop = models.BooleanField(
+        _("desktop notification"),
+        default=True,
+        db_default=True,
+        help_text=_("The recipient's desktop choice when it was sent."),
+    )
 
     objects = NotificationManager()
 
@@ -244,6 +288,13 @@ class Notification(models.Model):
                 fields=["recipient", "seq"],
                 condition=Q(read_at__isnull=True),
                 name="sse_notify_unread",
+            ),
+            # Reading a group (and counting its items) for one recipient; partial,
+            # so notifications without a group cost nothing.
+            models.Index(
+                fields=["recipient", "category", "group_key"],
+                condition=~Q(group_key=""),
+                name="sse_notify_group",
             ),
         ]
 
@@ -274,6 +325,12 @@ class Notification(models.Model):
             "data": self.data,
             "created": self.created_at.isoformat(),
             "actor": str(self.actor) if self.actor_id and self.actor else None,
+            "category": self.category,
+            "group": self.group_key,
+            # Per recipient, but recipients with the same choices share a message:
+            # a send is at most four layer payloads however many users it reaches.
+            "in_app": self.in_app,
+            "desktop": self.desktop,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -284,3 +341,34 @@ class Notification(models.Model):
             **self.common_fields(),
             "read": self.is_read,
         }
+
+
+class Preference(models.Model):
+    """One person's choices for one category; ``None`` follows the category's default.
+
+    Only what differs from the default is stored (a page that saves every field
+    stores nothing for untouched ones), so a project that changes a default
+    reaches everyone who never chose otherwise.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="sse_notify_preferences",
+        verbose_name=_("user"),
+    )
+    category = models.CharField(_("category"), max_length=SLUG_MAX_LENGTH)
+    in_app = models.BooleanField(_("in the app"), null=True, blank=True)
+    desktop = models.BooleanField(_("desktop"), null=True, blank=True)
+    email = models.CharField(_("email"), max_length=10, choices=EmailMode.choices, null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "category"], name="sse_notify_preference_user_category"),
+        ]
+
+    def __str__(self) -> str:
+        return f"preferences of user {self.user_id} for {self.category}"

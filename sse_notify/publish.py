@@ -36,6 +36,8 @@ DELIVER_MANY = "sse_notify.deliver_many"
 READ = "sse_notify.read"
 #: A session signed out: ``{"type": SIGNOUT, "users": [[user_id, session_hash or None]]}``.
 SIGNOUT = "sse_notify.signout"
+#: A user changed preferences: ``{"type": PREFERENCES, "users": [[user_id, preferences]]}``.
+PREFERENCES = "sse_notify.preferences"
 
 #: Seconds a round of layer operations (a publish, a hub's group join) may take
 #: before it is given up: the rows are committed, and the hubs' database poll
@@ -170,4 +172,10 @@ def publish_signout(user_id: int, session_key: str | None) -> None:
     instead of streaming until ``MAX_STREAM_LIFETIME``.
     """
     message = {"type": SIGNOUT, "users": [[user_id, session_hash(session_key)]]}
+    _publish(_targets(message, [user_id]))
+
+
+def publish_preferences(user_id: int, preferences: list[dict[str, Any]]) -> None:
+    """Called on commit of a preference change: the user's open tabs update at once."""
+    message = {"type": PREFERENCES, "users": [[user_id, preferences]]}
     _publish(_targets(message, [user_id]))

@@ -5,6 +5,7 @@ Examples::
     manage.py sse_notify_send --user alice --user bob --title "Deploy at 18:00"
     manage.py sse_notify_send --group staff --title "Stand-up" --level warning --url /standup/
     manage.py sse_notify_send --all --title "Maintenance tonight" --body "From 22:00 UTC."
+    manage.py sse_notify_send --user alice --title "New comment" --category comments --group-key issue-42
 
 Streams in other processes pick the notification up from the database within
 ``SSE_NOTIFY['POLL_INTERVAL']`` when this process's channel layer cannot reach
@@ -40,6 +41,16 @@ class Command(BaseCommand):
         parser.add_argument("--level", default=Level.INFO, choices=Level.values)
         parser.add_argument("--url", default="", help="Link: a relative path or an http(s)/mailto URL.")
         parser.add_argument("--data", default=None, metavar="JSON", help="Extra JSON payload for the client.")
+        parser.add_argument(
+            "--category", default=None, metavar="SLUG", help="One of SSE_NOTIFY['CATEGORIES'] (default: 'default')."
+        )
+        parser.add_argument(
+            "--group-key",
+            dest="group_key",
+            default="",
+            metavar="KEY",
+            help="Group key: same category + key show as one.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         users, groups, everyone = options["user"], options["group"], options["everyone"]
@@ -65,6 +76,8 @@ class Command(BaseCommand):
                 level=options["level"],
                 url=options["url"],
                 data=data,
+                category=options["category"],
+                group_key=options["group_key"],
             )
         except ValidationError as exc:
             problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
