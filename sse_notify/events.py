@@ -8,6 +8,9 @@ Event kinds (the ``event:`` field):
 ``read``          read state changed elsewhere (another tab or device):
                   ``{"ids": [...] | null (all), "read": bool, "unread": n}``. No ``id:``,
                   so it never moves the browser's Last-Event-ID.
+``preferences``   the user changed their preferences (another tab, device or an
+                  email's unsubscribe link): ``{"preferences": [...]}`` as
+                  ``preferences.user_preferences`` returns it. No ``id:``.
 ``reset``         the client's list is stale (cursor unknown, expired or too far
                   behind): reload it. ``id:`` moves the cursor to the present.
 
@@ -52,3 +55,7 @@ def read_frame(ids: list[int] | None, read: bool, unread: int) -> bytes:
 
 def reset_frame(cursor: int, unread: int, reason: str) -> bytes:
     return encode_event(dumps({"cursor": cursor, "unread": unread, "reason": reason}), event="reset", id=str(cursor))
+
+
+def preferences_frame(preferences: Any) -> bytes:
+    return encode_event(dumps({"preferences": preferences}), event="preferences")

@@ -47,8 +47,8 @@ from typing import Any
 
 from . import publish
 from .conf import app_settings
-from .events import notification_frame, read_frame
-from .publish import BROADCAST_GROUP, DELIVER, DELIVER_MANY, READ, SIGNOUT, get_layer, user_group
+from .events import notification_frame, preferences_frame, read_frame
+from .publish import BROADCAST_GROUP, DELIVER, DELIVER_MANY, PREFERENCES, READ, SIGNOUT, get_layer, user_group
 
 logger = logging.getLogger("sse_notify")
 
@@ -213,6 +213,13 @@ class Hub:
                 subs = users.get(uid)
                 if subs:
                     item = (None, read_frame(ids, message["read"], unread))
+                    for sub in subs:
+                        sub.offer(item)
+        elif kind == PREFERENCES:
+            for uid, preferences in message["users"]:
+                subs = users.get(uid)
+                if subs:
+                    item = (None, preferences_frame(preferences))
                     for sub in subs:
                         sub.offer(item)
         elif kind == SIGNOUT:

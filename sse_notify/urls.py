@@ -1,11 +1,13 @@
 from django.urls import path
 
-from . import stream, views
+from . import preference_views, stream, views
 
 app_name = "sse_notify"
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
+    path("preferences/", preference_views.preferences_page, name="preferences"),
+    path("api/preferences/", preference_views.preferences_api, name="preferences_api"),
     path("stream/", stream.stream, name="stream"),
     path("api/notifications/", views.notification_list, name="list"),
     path("api/unread/", views.unread_count, name="unread_count"),

@@ -125,6 +125,7 @@ def list_context(context: template.Context | dict[str, Any], limit: int = 5) -> 
         **badge_context(context),  # type: ignore[dict-item]
         "notifications": latest,
         "limit": limit,
+        "preferences_url": reverse("sse_notify:preferences"),
         "request_path": getattr(context.get("request"), "path", ""),
     }
 

@@ -26,6 +26,7 @@
  *   sse-notify:read          detail = {ids: [..] | null (all), read: bool, unread: n}
  *   sse-notify:unread        detail = {unread: n} whenever the count changes
  *   sse-notify:reset         detail = {cursor, unread, reason}: the list was reloaded
+ *   sse-notify:preferences   detail = {preferences: [{category, in_app, desktop, email, ...}]}
  *   sse-notify:connection    detail = {state, leader}; state is one of "connecting",
  *                            "open", "reconnecting", "signed-out", "stopped"
  *
@@ -420,12 +421,18 @@
         setUnread(data.unread);
         addToLists(data);
         noteInInbox();
-        if (emit("notification", data, true)) {
+        // in_app/desktop: the recipient's preferences for the category, fixed at send time.
+        // In-app off: listed, but no toast and no desktop popup (and not in `unread`).
+        if (emit("notification", data, true) && data.in_app !== false) {
           showToast(data);
-          showDesktop(data);
+          if (data.desktop !== false) showDesktop(data);
         }
         break;
       }
+      case "preferences":
+        // Changed in another tab, on another device or by an email's unsubscribe link.
+        emit("preferences", data);
+        break;
       case "read":
         setUnread(data.unread);
         markInLists(data.ids, data.read);
