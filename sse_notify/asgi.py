@@ -1,0 +1,187 @@
+"""The stream's fast route: an ASGI wrapper that opens streams without Django's request cycle.
+
+``application = StreamRoute(get_asgi_application())`` serves ``GET`` on the
+stream's URL itself and hands every other request to the Django application.
+A connect through Django costs a thread hop per middleware, a request and a
+response object and the URL resolver before the view runs; after a deploy,
+every client of a process reconnects at once, so that cost is the time until
+all of them are back (measured in ``bench/``). Here a connect costs one trip to
+the database threads for the session and the user, then the same stream body
+the view serves (``stream.event_stream``): one code path for what is sent.
+
+Deliberate choices:
+
+- Only the plain success path is served here: a signed-in user from the
+  session cookie, a host in ``ALLOWED_HOSTS``, no ``Origin`` header (CORS), room
+  under the caps. Anything else (anonymous, over a cap, cross-origin, a bad
+  host) goes to the Django view, which gives the documented answer. A project
+  that authenticates by other means than Django's session (a token middleware)
+  keeps working through the view, just without the fast route.
+- The session is read with the configured ``SESSION_ENGINE`` and the user with
+  ``django.contrib.auth.get_user``: the same backends, session-hash check
+  (a password change signs the session out) and ``is_active`` rules as the
+  middleware. Middleware of the project does not run for the stream (it sends
+  nothing a page would render); ``SESSION_SAVE_EVERY_REQUEST`` does not
+  refresh the session's expiry on stream connects.
+- The route owns ``receive()``: a client that goes away (``http.disconnect``)
+  cancels the stream at once, as Django's handler does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, QueryDict
+from django.http.cookie import parse_cookie
+from django.http.request import split_domain_port, validate_host
+
+logger = logging.getLogger("sse_notify")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Response headers of every stream (the view sets the same ones).
+STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-store"),
+    (b"x-accel-buffering", b"no"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+def _allowed_hosts() -> list[str]:
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
+    return hosts
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _stream_path() -> str | None:
+    """The stream's path (without the script prefix), or None if the app's URLs are not included."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("sse_notify:stream")
+    except NoReverseMatch:
+        return None
+
+
+def session_user(session_key: str) -> Any:
+    """The user the session signs in, or None (runs on the database threads).
+
+    ``get_user`` is given a bare request with only ``session`` set: that is all
+    it reads, and it applies the backends' rules and the session-hash check.
+    """
+    from django.contrib.auth import get_user
+
+    request = HttpRequest()
+    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    user = get_user(request)  # type: ignore[arg-type]
+    return user if user.is_authenticated else None
+
+
+class StreamRoute:
+    """ASGI application: the notification stream served directly, the rest by ``app``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._path: str | None | bool = False  # False: not looked up yet
+
+    def _is_stream(self, scope: Scope) -> bool:
+        if scope["type"] != "http" or scope.get("method") != "GET":
+            return False
+        if self._path is False:
+            self._path = _stream_path()
+        if not self._path:
+            return False
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return path == self._path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._is_stream(scope) and await self._serve(scope, receive, send):
+            return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Serve the stream; return False (having sent nothing) to leave it to the view."""
+        from django.db import DatabaseError
+
+        from . import db
+        from .hub import StreamLimitExceeded, get_hub
+        from .publish import session_hash
+        from .stream import event_stream
+
+        if _header(scope, b"origin") is not None:
+            return False  # CORS: the view decides
+        domain, _port = split_domain_port(_header(scope, b"host") or "")
+        if not domain or not validate_host(domain, _allowed_hosts()):
+            return False  # Django answers 400 (DisallowedHost)
+        cookie = _header(scope, b"cookie")
+        session_key = parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME) if cookie else None
+        if not session_key:
+            return False
+        try:
+            user = await db.run(session_user, session_key)
+        except DatabaseError:
+            return False  # the view answers 503 and logs it once per interval
+        if user is None:
+            return False
+        client = scope.get("client")
+        ip = client[0] if client else None
+        try:
+            get_hub().check_limits(user.pk, ip)
+        except StreamLimitExceeded:
+            return False
+        raw_cursor = _header(scope, b"last-event-id")
+        if raw_cursor is None:
+            raw_cursor = QueryDict(scope.get("query_string", b"")).get("cursor")
+        body = event_stream(user.pk, ip, raw_cursor, session_hash(session_key))
+        await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
+        await _pump(body, receive, send)
+        return True
+
+
+async def _pump(body: Any, receive: Receive, send: Send) -> None:
+    """Send ``body``'s chunks until it ends or the client disconnects (which cancels it)."""
+
+    async def write() -> None:
+        try:
+            async for chunk in body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            await body.aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    writer = asyncio.ensure_future(write())
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait((writer, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (writer, watcher):
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,3 @@
+"""A URLconf that does not include sse_notify's URLs (tests/test_asgi.py)."""
+
+urlpatterns: list = []
