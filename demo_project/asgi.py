@@ -16,4 +16,7 @@ django_application = get_asgi_application()
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402 (needs settings)
 
-application = ASGIStaticFilesHandler(django_application)
+from sse_notify.asgi import StreamRoute  # noqa: E402 (needs settings)
+
+# The stream's fast route in front of Django, as the README sets it up.
+application = ASGIStaticFilesHandler(StreamRoute(django_application))

@@ -92,7 +92,7 @@ def session_user(session_key: str) -> Any:
 
     request = HttpRequest()
     request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    user = get_user(request)  # type: ignore[arg-type]
+    user = get_user(request)
     return user if user.is_authenticated else None
 
 
@@ -101,7 +101,7 @@ class StreamRoute:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._path: str | None | bool = False  # False: not looked up yet
+        self._path: str | bool | None = False  # False: not looked up yet
 
     def _is_stream(self, scope: Scope) -> bool:
         if scope["type"] != "http" or scope.get("method") != "GET":

@@ -112,7 +112,7 @@ async def test_everything_else_goes_to_django(fresh_hub, make_user, case):
     elif case == "inactive":
         await sync_to_async(type(user).objects.filter(pk=user.pk).update)(is_active=False)
     with override_settings(ALLOWED_HOSTS=["testserver"]):
-        comm, start_msg = await start(StreamRoute(recorder), sc)
+        _comm, start_msg = await start(StreamRoute(recorder), sc)
     assert start_msg["status"] == 418, case
     assert recorder.seen == [sc["path"]]
     assert fresh_hub.count == 0
@@ -120,12 +120,12 @@ async def test_everything_else_goes_to_django(fresh_hub, make_user, case):
 
 async def test_over_the_per_user_cap_goes_to_django(fresh_hub, make_user):
     recorder = Recorder()
-    user, cookie = await signed_in(make_user)
+    _user, cookie = await signed_in(make_user)
     app = StreamRoute(recorder)
     with override_settings(SSE_NOTIFY={"MAX_STREAMS_PER_USER": 1, "POLL_INTERVAL": 0.2}):
         first, msg = await start(app, scope(cookie=cookie))
         assert msg["status"] == 200
-        second, msg2 = await start(app, scope(cookie=cookie))
+        _second, msg2 = await start(app, scope(cookie=cookie))
         assert msg2["status"] == 418  # the view gives the cap's documented answer
     await first.send_input({"type": "http.disconnect"})
     await first.wait(timeout=5)
@@ -135,5 +135,5 @@ async def test_without_the_app_urls_everything_goes_to_django(fresh_hub, make_us
     recorder = Recorder()
     _, cookie = await signed_in(make_user)
     with override_settings(ROOT_URLCONF="tests.urls_without_app"):
-        comm, msg = await start(StreamRoute(recorder), scope(cookie=cookie))
+        _comm, msg = await start(StreamRoute(recorder), scope(cookie=cookie))
     assert msg["status"] == 418
