@@ -20,6 +20,7 @@ class SseNotifyConfig(AppConfig):
         checks.register(sse_checks.check_channel_layer)
         checks.register(sse_checks.check_redis_layer)
         checks.register(check_categories)
+        checks.register(sse_checks.check_static_files)
         notify.connect(handle_notify, dispatch_uid="sse_notify.notify")
         post_delete.connect(unread_deleted, sender=Notification, dispatch_uid="sse_notify.unread_deleted")
         user_logged_out.connect(end_streams_on_logout, dispatch_uid="sse_notify.end_streams_on_logout")

@@ -3,7 +3,8 @@
 Ids: E001 channels not importable, E002 channel layer alias missing, E003
 unknown ``SSE_NOTIFY`` key, E004 bad ``SSE_NOTIFY`` value, E005 bad CORS
 origin, W001 in-memory layer in production, W002 no ``ASGI_APPLICATION``,
-W003-W006 channels-redis / redis-py 8 traps (see ``check_redis_layer``).
+W003-W006 channels-redis / redis-py 8 traps (see ``check_redis_layer``),
+W007-W008 the client's JS and CSS cannot load (see ``check_static_files``).
 """
 
 from __future__ import annotations
@@ -271,6 +272,67 @@ def check_redis_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
                     "(nothing is lost, but those notifications wait for the database poll).",
                     hint=f"Set 'capacity': {MIN_HUB_CAPACITY * 10} (or a channel_capacity entry for 'sse_notify.hub.*').",
                     id="sse_notify.W006",
+                )
+            )
+    return errors
+
+
+# -- the client's static files (W007-W008) ----------------------------------------
+
+STATIC_FILES_HINT = (
+    "In development run `manage.py runserver` with DEBUG=True and 'daphne' first in INSTALLED_APPS; in production "
+    "set STATIC_ROOT, run `manage.py collectstatic` and serve it (WhiteNoise or your web server). "
+    "See the README's 'Static files'."
+)
+
+
+def check_static_files(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn where ``sse-notify.js`` and ``sse-notify.css`` cannot load: no toasts, an unstyled bell.
+
+    Only what settings show is checked. Serving with plain ``daphne project.asgi:application``
+    and DEBUG=True also answers 404 for them, but no check runs under Daphne: for that case
+    the ``{% sse_notify %}`` markup itself prints the fix in the browser's console.
+    """
+    from django.apps import apps
+    from django.core.files.storage import FileSystemStorage
+    from django.utils.module_loading import import_string
+
+    names = [config.name for config in apps.get_app_configs()]
+    if "django.contrib.staticfiles" not in names:
+        return [
+            Warning(
+                "django.contrib.staticfiles is not in INSTALLED_APPS, so nothing finds, serves or collects "
+                "sse_notify's JS and CSS (the {% sse_notify %} tag links them under STATIC_URL).",
+                hint="Add 'django.contrib.staticfiles' to INSTALLED_APPS. " + STATIC_FILES_HINT,
+                id="sse_notify.W008",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    if "daphne" in names and names.index("daphne") > names.index("django.contrib.staticfiles"):
+        errors.append(
+            Warning(
+                "'daphne' comes after 'django.contrib.staticfiles' in INSTALLED_APPS, so `manage.py runserver` is "
+                "Django's WSGI server: the notification stream answers 501 there.",
+                hint="Put 'daphne' first in INSTALLED_APPS.",
+                id="sse_notify.W007",
+            )
+        )
+    if not settings.DEBUG and not getattr(settings, "STATIC_ROOT", None):
+        backend = settings.STORAGES.get("staticfiles", {}).get("BACKEND", "")
+        try:
+            on_disk = issubclass(import_string(backend), FileSystemStorage)
+        except ImportError:
+            on_disk = False
+        whitenoise_finders = getattr(settings, "WHITENOISE_USE_FINDERS", False) and any(
+            "whitenoise" in str(m).lower() for m in settings.MIDDLEWARE
+        )
+        if on_disk and not whitenoise_finders:
+            errors.append(
+                Warning(
+                    "DEBUG is off and STATIC_ROOT is not set: collectstatic cannot gather sse_notify's JS and CSS, "
+                    "so pages with {% sse_notify %} get no live notifications and an unstyled bell.",
+                    hint=STATIC_FILES_HINT,
+                    id="sse_notify.W008",
                 )
             )
     return errors

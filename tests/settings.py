@@ -98,6 +98,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+# Where collectstatic would put the files (never run here); with DEBUG off, W008 asks for it.
+STATIC_ROOT = str(Path(tempfile.gettempdir()) / "sse_notify_test_static")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
