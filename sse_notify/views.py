@@ -18,13 +18,15 @@ from django.core.paginator import EmptyPage, Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from .conf import app_settings
 from .cors import cors_headers
-from .models import Inbox, Notification
+from .models import Inbox, Level, Notification, NotificationQuerySet
 
 
 def _json_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -72,8 +74,10 @@ def cursor_of(user: Any) -> int:
     return Inbox.objects.filter(user_id=user.pk).values_list("last_seq", flat=True).first() or 0
 
 
-def _page(request: HttpRequest) -> tuple[Any, Paginator]:
-    qs = Notification.objects.for_user(request.user).select_related("actor").order_by("-seq")
+def _page(request: HttpRequest, qs: NotificationQuerySet | None = None) -> tuple[Any, Paginator]:
+    if qs is None:
+        qs = Notification.objects.for_user(request.user)
+    qs = qs.select_related("actor").order_by("-seq")
     paginator = Paginator(qs, app_settings.PAGE_SIZE)
     try:
         number = int(request.GET.get("page", "1"))
@@ -137,30 +141,80 @@ def _back(request: HttpRequest, default: str) -> HttpResponse:
     return HttpResponseRedirect(target or default)
 
 
+# The inbox's filters: query parameter -> allowed values (the first is the default).
+INBOX_STATES = ("all", "unread")
+
+
+def inbox_filters(request: HttpRequest) -> dict[str, str]:
+    """The inbox's filters from the query string; unknown values fall back to "everything"."""
+    state = request.GET.get("state", "")
+    level = request.GET.get("level", "")
+    return {
+        "state": state if state in INBOX_STATES else INBOX_STATES[0],
+        "level": level if level in Level.values else "",
+    }
+
+
+def _filtered(qs: NotificationQuerySet, filters: dict[str, str]) -> NotificationQuerySet:
+    if filters["state"] == "unread":
+        qs = qs.unread()
+    if filters["level"]:
+        qs = qs.filter(level=filters["level"])
+    return qs
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    """The inbox's script asks for JSON; a plain form post (any Accept) gets a redirect."""
+    return request.get_preferred_type(["text/html", "application/json"]) == "application/json"
+
+
+def _inbox_post(request: HttpRequest) -> HttpResponse:
+    """Mark all, or the posted ids (``id`` repeated; ``action`` = read|unread), as the user asked.
+
+    One form serves a row's button (one id) and the bulk toolbar (the checked
+    ids). Every id must be the user's own: one that is not fails the whole
+    request with a 404, as a missing one does, and changes nothing.
+    """
+    here = reverse("sse_notify:inbox")
+    mine = Notification.objects.for_user(request.user)
+    read = request.POST.get("action", "read") != "unread"
+    ids: list[int] | None
+    if "all" in request.POST:
+        ids = None
+        read = True
+        mine.mark_read()
+    else:
+        raw = request.POST.getlist("id")
+        if not raw and "action" not in request.POST:
+            raise Http404(_("No such notification."))
+        try:
+            ids = sorted({int(value) for value in raw})
+        except ValueError:
+            raise Http404(_("No such notification.")) from None
+        chosen = mine.filter(pk__in=ids)
+        if chosen.count() != len(ids):
+            raise Http404(_("No such notification."))
+        if ids and read:
+            chosen.mark_read()
+        elif ids:
+            chosen.mark_unread()
+    if _wants_json(request):
+        return JsonResponse({"ids": ids, "read": read, "unread": mine.unread_count()})
+    return _back(request, here)
+
+
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
-    """A plain HTML inbox: works without JavaScript (forms POST and redirect back)."""
-    if request.method == "POST":
-        from django.urls import reverse
+    """The inbox page: works without JavaScript (forms POST and redirect back).
 
-        here = reverse("sse_notify:inbox")
-        mine = Notification.objects.for_user(request.user)
-        if "all" in request.POST:
-            mine.mark_read()
-        else:
-            try:
-                pk = int(request.POST.get("id", ""))
-            except ValueError:
-                raise Http404("No such notification.") from None
-            one = mine.filter(pk=pk)
-            if not one.exists():
-                raise Http404("No such notification.")
-            if request.POST.get("action") == "unread":
-                one.mark_unread()
-            else:
-                one.mark_read()
-        return _back(request, here)
-    page, _paginator = _page(request)
+    ``sse-notify-inbox.js`` enhances it: the same POSTs answer JSON when asked,
+    and the page updates in place. GET takes the filters ``state`` (all, unread)
+    and ``level``, and ``page``.
+    """
+    if request.method == "POST":
+        return _inbox_post(request)
+    filters = inbox_filters(request)
+    page, _paginator = _page(request, _filtered(Notification.objects.for_user(request.user), filters))
     return render(
         request,
         "sse_notify/inbox.html",
@@ -168,5 +222,23 @@ def inbox(request: HttpRequest) -> HttpResponse:
             "page": page,
             "notifications": page.object_list,
             "unread": Notification.objects.for_user(request.user).unread_count(),
+            "filters": filters,
+            "filter_query": _query(filters),
+            "states": _filter_links(filters, "state", [("all", _("All")), ("unread", _("Unread"))]),
+            "levels": _filter_links(filters, "level", [("", _("Any level")), *Level.choices]),
+            "here": request.get_full_path(),
         },
     )
+
+
+def _query(filters: dict[str, str]) -> str:
+    """The filters as a query string, leaving out the defaults (``state=all``, any level)."""
+    return urlencode({key: value for key, value in filters.items() if value and value != INBOX_STATES[0]})
+
+
+def _filter_links(filters: dict[str, str], key: str, choices: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """One link per choice of ``key``, keeping the other filters (and back to page 1)."""
+    return [
+        {"label": label, "href": "?" + _query({**filters, key: value}), "current": filters[key] == value}
+        for value, label in choices
+    ]

@@ -28,6 +28,8 @@ def test_wheel_contains_migrations_templates_static_and_types(tmp_path: Path) ->
         "sse_notify/migrations/0001_initial.py",
         "sse_notify/static/sse_notify/sse-notify.js",
         "sse_notify/static/sse_notify/sse-notify.css",
+        "sse_notify/static/sse_notify/sse-notify-inbox.js",
+        "sse_notify/static/sse_notify/sse-notify-inbox.css",
         "sse_notify/templates/sse_notify/inbox.html",
         "sse_notify/templatetags/sse_notify.py",
         "sse_notify/management/commands/sse_notify_send.py",
