@@ -2,7 +2,7 @@
 
 Each state is what a user reaches: the sign-in page, a page with the bell, the
 bell's list open, a toast on screen, the inbox (read and unread rows, with and
-without a body, some selected). Every axe rule runs (WCAG A/AA and best
+without a body, one selected), the preferences page. Every axe rule runs (WCAG A/AA and best
 practices); the failure message names the rule and the elements.
 """
 
@@ -65,6 +65,10 @@ def test_no_axe_violations_in_any_state(demo: Demo, new_context: Any, scheme: st
     page.locator(".sse-notify-inbox__check").first.check()
     expect(page.locator("[data-sse-notify-selected]")).to_be_visible()
     found["inbox, a row selected"] = violations(page)
+
+    page.goto("/notifications/preferences/")
+    page.wait_for_function(OPEN)
+    found["preferences"] = violations(page)
 
     report = {state: describe(v) for state, v in found.items() if v}
     counts = {state: len(v) for state, v in found.items()}
