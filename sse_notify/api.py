@@ -13,7 +13,6 @@ import enum
 import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Union
-from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from .categories import DEFAULT_CATEGORY, get_category
 from .conf import app_settings
+from .links import check_url
 from .models import Level, Notification
 
 if TYPE_CHECKING:
@@ -164,27 +164,6 @@ def _validate(title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
             errors["data"] = problem
     if errors:
         raise ValidationError(errors)
-
-
-def check_url(url: str) -> str | None:
-    """Return why ``url`` may not be a notification link, or None if it may.
-
-    Relative links (``/orders/7/``) and the schemes in ``URL_SCHEMES`` are
-    allowed; ``javascript:``, ``data:`` and protocol-relative ``//host`` are not.
-    """
-    if any(ord(ch) < 33 for ch in url) or "\\" in url:
-        return "Link may not contain spaces, control characters or backslashes."
-    if len(url) > 2000:
-        return "Link is over 2000 characters."
-    parts = urlsplit(url)
-    if not parts.scheme:
-        if url.startswith("//"):
-            return "Protocol-relative links (//host) are not allowed; give the scheme."
-        return None
-    allowed = tuple(app_settings.URL_SCHEMES)
-    if parts.scheme.lower() not in allowed:
-        return f"Link scheme {parts.scheme!r} is not allowed; use one of {', '.join(allowed)} or a relative link."
-    return None
 
 
 def resolve_recipients(recipients: Recipients) -> list[int]:

@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import links
 from .categories import DEFAULT_CATEGORY, SLUG_MAX_LENGTH, EmailMode
 
 if TYPE_CHECKING:
@@ -322,6 +323,8 @@ class Notification(models.Model):
             "body": self.body,
             "level": self.level,
             "url": self.url,
+            # What the page may link to (the one link policy, sse_notify.links), or None.
+            "href": links.href(self.url),
             "data": self.data,
             "created": self.created_at.isoformat(),
             "actor": str(self.actor) if self.actor_id and self.actor else None,

@@ -129,6 +129,18 @@ def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @_json_login_required
 @_json_csrf_protect
+def mark_unread(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark one of the user's notifications unread again (the list's per-item action)."""
+    mine = Notification.objects.for_user(request.user).filter(pk=pk)
+    if not mine.exists():
+        return JsonResponse({"error": "not_found", "detail": "No such notification."}, status=404)
+    mine.mark_unread()
+    return JsonResponse({"id": pk, "read": False, "unread": Notification.objects.for_user(request.user).unread_count()})
+
+
+@require_POST
+@_json_login_required
+@_json_csrf_protect
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     marked = Notification.objects.for_user(request.user).mark_read()
     return JsonResponse({"marked": marked, "unread": 0})

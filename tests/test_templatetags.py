@@ -142,7 +142,9 @@ def test_templates_are_overridable(user: Any, tmp_path: Path, settings: Any) -> 
         (" JavaScript:alert(1)", ""),
         ("java\tscript:alert(1)", ""),
         ("data:text/html,<script>alert(1)</script>", ""),
-        ("mailto:someone@example.com", ""),
+        # The one link policy (sse_notify.links): mailto is accepted at send time, so it is a link.
+        ("mailto:someone@example.com", "mailto:someone@example.com"),
+        ("vbscript:msgbox(1)", ""),
         ("//evil.example/", ""),
         ("/\\evil.example/", ""),
         (None, ""),
@@ -157,3 +159,39 @@ def test_a_page_with_all_tags_counts_unread_once(user: Any, django_assert_max_nu
     with django_assert_max_num_queries(3):  # the cursor, the unread count (once), the latest list
         html = render("{% sse_notify %}{% sse_notify_badge %}{% sse_notify_list %}", user)
     assert html.count('data-count="1"') == 2
+
+
+def test_client_config_carries_every_js_string_and_the_tab_title_option(user: Any) -> None:
+    config = config_of(render("{% sse_notify %}", user))
+    assert config["tabTitle"] is False
+    assert config["markUnreadUrl"] == "/notifications/api/notifications/{id}/unread/"
+    # The JS's English defaults (sse-notify.js DEFAULT_STRINGS) have exactly these keys.
+    js = (Path(__file__).resolve().parent.parent / "sse_notify/static/sse_notify/sse-notify.js").read_text()
+    defaults = re.search(r"DEFAULT_STRINGS = Object\.freeze\(\{(.*?)\}\);", js, re.S)
+    assert defaults
+    assert set(config["strings"]) == set(re.findall(r"^\s*(\w+):", defaults.group(1), re.M))
+    assert config["strings"]["dismiss"] == "Dismiss notification"
+    assert config_of(render("{% sse_notify tab_title=True %}", user))["tabTitle"] is True
+
+
+def test_badge_caps_at_99_plus_and_an_empty_list_has_no_mark_all(user: Any) -> None:
+    empty = render("{% sse_notify_list %}", user)
+    assert re.search(r"<form[^>]*data-sse-notify-mark-all hidden", empty)
+    Notification.objects.bulk_create([Notification(recipient=user, title=f"n{i}") for i in range(121)])
+    html = render("{% sse_notify_badge %}{% sse_notify_list %}", user)
+    assert html.count('data-count="121">99+</span>') == 2
+    assert not re.search(r"data-sse-notify-mark-all hidden", html)
+
+
+def test_each_list_item_has_a_no_js_read_unread_form(user: Any) -> None:
+    [unread] = send_notification(user, "unread one")
+    [read] = send_notification(user, "read one")
+    Notification.objects.filter(pk=read.pk).mark_read()
+    html = render("{% sse_notify_list %}", user)
+    forms = re.findall(
+        r'<form method="post" action="/notifications/"[^>]*data-sse-notify-item-action>(.*?)</form>', html
+    )
+    assert len(forms) == 2
+    assert f'name="id" value="{read.pk}"' in forms[0] and 'value="unread"' in forms[0]
+    assert f'name="id" value="{unread.pk}"' in forms[1] and 'value="read"' in forms[1]
+    assert all('name="csrfmiddlewaretoken"' in f and 'name="next" value="/somewhere/"' in f for f in forms)

@@ -240,3 +240,29 @@ def test_inbox_paginates(alice_client: Client, user: Any) -> None:
     html = alice_client.get(INBOX).content.decode()
     assert titles(html) == ["n2", "n1"] and "Page 1 of 2" in html
     assert titles(alice_client.get(INBOX, {"page": 2}).content.decode()) == ["n0"]
+
+
+def test_mark_unread_marks_one_unread_again_and_only_mine(alice_client: Client, user: Any, bob: Any) -> None:
+    [a] = send_notification(user, "a")
+    [theirs] = send_notification(bob, "theirs")
+    Notification.objects.all().mark_read()
+    url = reverse("sse_notify:mark_unread", args=[a.pk])
+    assert alice_client.get(url).status_code == 405
+    response = alice_client.post(url)
+    assert response.json() == {"id": a.pk, "read": False, "unread": 1}
+    a.refresh_from_db()
+    assert a.read_at is None
+    other = alice_client.post(reverse("sse_notify:mark_unread", args=[theirs.pk]))
+    assert (other.status_code, other.json()["error"]) == (404, "not_found")
+    theirs.refresh_from_db()
+    assert theirs.read_at is not None
+
+
+def test_mark_unread_needs_the_csrf_token(user: Any) -> None:
+    [n] = send_notification(user, "a")
+    Notification.objects.filter(pk=n.pk).mark_read()
+    c, token = csrf_client(user)
+    url = reverse("sse_notify:mark_unread", args=[n.pk])
+    refused = c.post(url)
+    assert (refused.status_code, refused.json()["error"]) == (403, "csrf_failed")
+    assert c.post(url, HTTP_X_CSRFTOKEN=token).json()["read"] is False

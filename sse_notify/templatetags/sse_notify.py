@@ -22,7 +22,6 @@ templates live in ``sse_notify/`` and are overridable the usual Django way.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import template
 from django.conf import settings
@@ -30,7 +29,9 @@ from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.translation import gettext
 
+from .. import links
 from ..conf import app_settings
 from ..models import Notification
 from ..views import cursor_of
@@ -56,21 +57,57 @@ def csrf_header_name() -> str:
 
 
 def safe_link(url: Any) -> str:
-    """``url`` if a browser may follow it (http, https or relative), else ``""``.
+    """``url`` as a page may link to it, or ``""`` (the policy of ``sse_notify.links.href``).
 
-    Notifications are validated on send, but rows made another way (a shell, a
-    migration) are not: the page never renders a ``javascript:`` or ``data:`` link.
+    Kept for templates and projects that used it; the JSON payloads carry the
+    same answer as ``href``.
     """
-    url = str(url or "").strip()
-    if not url or any(ord(ch) < 32 for ch in url) or "\\" in url or url.startswith("//"):
-        return ""
-    scheme = urlsplit(url).scheme.lower()
-    return url if scheme in ("", "http", "https") else ""
+    return links.href(url) or ""
 
 
-def client_config(request: HttpRequest | None, user: Any) -> dict[str, Any]:
+#: Above this the badge shows "99+" (as GitHub's does): a wider number covers the bell.
+BADGE_CAP = 99
+
+
+def badge_text(count: Any) -> str:
+    """The badge's text: the count, or ``"99+"`` past ``BADGE_CAP``."""
+    value = max(0, int(count or 0))
+    return f"{BADGE_CAP}+" if value > BADGE_CAP else str(value)
+
+
+def client_strings() -> dict[str, str]:
+    """Every user-visible string the JS client shows, translated for this request.
+
+    The client has English defaults for each key and uses these instead, so a
+    project translates the JS through Django's own catalogs. ``{n}``, ``{name}``
+    and ``{key}`` are filled in by the client.
+    """
+    return {
+        # {key} is the keyboard shortcut to the toasts (Alt+T).
+        "toastRegion": gettext("Notifications ({key})"),
+        "dismiss": gettext("Dismiss notification"),
+        "open": gettext("Open"),
+        "markRead": gettext("Mark read"),
+        "markUnread": gettext("Mark unread"),
+        "from": gettext("from {name}"),
+        "more": gettext("+{n} more"),
+        "moreLabel": gettext("{n} more notifications: open the list"),
+        "justNow": gettext("just now"),
+        "newOne": gettext("1 new notification: show"),
+        "newMany": gettext("{n} new notifications: show"),
+        "unreadSummary": gettext("{n} unread notifications"),
+        "desktopOn": gettext("Desktop alerts"),
+        "desktopOff": gettext("Turn off desktop alerts"),
+    }
+
+
+def _with_id_mark(name: str) -> str:
+    return reverse(name, args=[_PK_MARK]).replace(str(_PK_MARK), "{id}")
+
+
+def client_config(request: HttpRequest | None, user: Any, *, tab_title: bool = False) -> dict[str, Any]:
     """What the JS client needs, as rendered into the page (JSON-serialisable)."""
-    mark_read = reverse("sse_notify:mark_read", args=[_PK_MARK]).replace(str(_PK_MARK), "{id}")
+    mark_read = _with_id_mark("sse_notify:mark_read")
     return {
         "user": str(user.pk),
         "streamUrl": reverse("sse_notify:stream"),
@@ -78,6 +115,7 @@ def client_config(request: HttpRequest | None, user: Any) -> dict[str, Any]:
         "listUrl": reverse("sse_notify:list"),
         "unreadUrl": reverse("sse_notify:unread_count"),
         "markReadUrl": mark_read,
+        "markUnreadUrl": _with_id_mark("sse_notify:mark_unread"),
         "markAllReadUrl": reverse("sse_notify:mark_all_read"),
         "inboxUrl": reverse("sse_notify:inbox"),
         "csrfCookieName": settings.CSRF_COOKIE_NAME,
@@ -88,14 +126,17 @@ def client_config(request: HttpRequest | None, user: Any) -> dict[str, Any]:
         "toastTimeout": int(app_settings.TOAST_TIMEOUT_MS),
         "retryMs": int(app_settings.RETRY_MS),
         "heartbeatMs": int(float(app_settings.HEARTBEAT) * 1000),
+        # Prefix the page's title with the unread count, "(3) Page" (the tag's tab_title=True).
+        "tabTitle": bool(tab_title),
+        "strings": client_strings(),
     }
 
 
-def client_context(context: template.Context | dict[str, Any]) -> dict[str, Any] | None:
+def client_context(context: template.Context | dict[str, Any], *, tab_title: bool = False) -> dict[str, Any] | None:
     user = _user(context)
     if user is None:
         return None
-    return {"config": client_config(context.get("request"), user)}
+    return {"config": client_config(context.get("request"), user, tab_title=tab_title)}
 
 
 def unread_of(user: Any, request: HttpRequest | None = None) -> int:
@@ -113,7 +154,8 @@ def badge_context(context: template.Context | dict[str, Any]) -> dict[str, Any] 
     user = _user(context)
     if user is None:
         return None
-    return {"unread": unread_of(user, context.get("request")), "inbox_url": reverse("sse_notify:inbox")}
+    unread = unread_of(user, context.get("request"))
+    return {"unread": unread, "unread_text": badge_text(unread), "inbox_url": reverse("sse_notify:inbox")}
 
 
 def list_context(context: template.Context | dict[str, Any], limit: int = 5) -> dict[str, Any] | None:
@@ -137,9 +179,13 @@ def _render(name: str, ctx: dict[str, Any] | None, context: template.Context) ->
 
 
 @register.simple_tag(takes_context=True)
-def sse_notify(context: template.Context) -> str:
-    """The client (config, JS, CSS) for a signed-in user; nothing for anonymous ones."""
-    return _render("sse_notify/client.html", client_context(context), context)
+def sse_notify(context: template.Context, tab_title: bool = False) -> str:
+    """The client (config, JS, CSS) for a signed-in user; nothing for anonymous ones.
+
+    ``{% sse_notify tab_title=True %}`` also shows the unread count in the tab's
+    title, "(3) Page", kept live like the badge.
+    """
+    return _render("sse_notify/client.html", client_context(context, tab_title=tab_title), context)
 
 
 @register.simple_tag(takes_context=True)

@@ -330,7 +330,7 @@ def test_toasts_hide_by_themselves_pause_on_hover_and_can_be_dismissed(demo: Dem
     demo.send("bob", ignored)
     toasts = page.locator(".sse-notify-toast")
     expect(toasts).to_have_count(2)
-    expect(toasts.first).to_contain_text(ignored)  # newest on top of the stack
+    expect(toasts.first).to_contain_text(ignored)  # newest first in the DOM (shown nearest the corner)
     page.locator(".sse-notify-toast", has_text=hovered).hover()
     expect(page.locator(".sse-notify-toast", has_text=ignored)).to_have_count(0)  # gone by itself
     page.wait_for_timeout(2000)  # longer than the timeout: the hovered one stays
