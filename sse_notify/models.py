@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, router, transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Value, When, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -142,6 +142,40 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         """What a client resuming from ``seq`` has not seen (the replay query)."""
         return self.filter(seq__gt=seq).order_by("seq")
 
+    def grouped(self) -> NotificationQuerySet:
+        """One entry per group: notifications without a ``group_key``, and the newest of each
+        (category, group_key) among the rows of this queryset, annotated with
+        ``group_count`` / ``group_unread`` (1 / 0-or-1 for ungrouped rows).
+
+        The groups are computed within this queryset's own filters (an "unread" view
+        groups the unread items), so paginating the result pages through entries, not rows.
+        """
+        base = self.order_by()
+        same = dict(
+            recipient_id=OuterRef("recipient_id"), category=OuterRef("category"), group_key=OuterRef("group_key")
+        )
+        newer = base.filter(**same, seq__gt=OuterRef("seq"))
+        members = base.filter(**same).values("recipient_id")
+        count = members.annotate(n=Count("pk")).values("n")
+        unread = members.filter(read_at__isnull=True).annotate(n=Count("pk")).values("n")
+        return self.filter(Q(group_key="") | ~Exists(newer)).annotate(
+            group_count=Case(When(group_key="", then=Value(1)), default=Coalesce(Subquery(count), Value(1))),
+            group_unread=Case(
+                When(group_key="", then=Case(When(read_at__isnull=True, then=Value(1)), default=Value(0))),
+                default=Coalesce(Subquery(unread), Value(0)),
+            ),
+        )
+
+    def group_of(self, notification: Notification) -> NotificationQuerySet:
+        """The notifications shown together with ``notification`` (itself alone if it has no group)."""
+        if not notification.group_key:
+            return self.filter(pk=notification.pk)
+        return self.filter(
+            recipient_id=notification.recipient_id,
+            category=notification.category,
+            group_key=notification.group_key,
+        )
+
     def mark_read(self) -> int:
         """Mark every unread notification here read in one UPDATE; return how many.
 
@@ -217,6 +251,30 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
 
 class NotificationManager(models.Manager.from_queryset(NotificationQuerySet)):  # type: ignore[misc]
     pass
+
+
+#: Most members of one group listed when it is expanded (the count still says how many).
+GROUP_ITEMS = 20
+
+
+def attach_group_items(entries: Sequence[Notification], members: NotificationQuerySet) -> None:
+    """Give each grouped entry on a page its members (``entry.group_items``), in one query.
+
+    ``members`` is the queryset the entries came from (the same user and filters).
+    """
+    groups = {(e.category, e.group_key): e for e in entries if e.group_key and getattr(e, "group_count", 1) > 1}
+    for entry in entries:
+        grouped = groups.get((entry.category, entry.group_key)) is entry
+        entry.group_items = [] if grouped else None  # type: ignore[attr-defined]
+    if not groups:
+        return
+    match = Q()
+    for category, key in groups:
+        match |= Q(category=category, group_key=key)
+    newest_first = Window(RowNumber(), partition_by=[F("category"), F("group_key")], order_by=F("seq").desc())
+    rows = members.filter(match).annotate(rank=newest_first).filter(rank__lte=GROUP_ITEMS)
+    for item in rows.select_related("actor").order_by("-seq"):
+        groups[(item.category, item.group_key)].group_items.append(item)  # type: ignore[attr-defined]
 
 
 class Notification(models.Model):
@@ -337,13 +395,25 @@ class Notification(models.Model):
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape used by the list endpoint (the stream adds ``unread``)."""
-        return {
+        """The JSON shape used by the list endpoint (the stream adds ``unread``).
+
+        An entry of ``grouped()`` adds ``group_count``, ``group_unread`` and, when
+        the view attached them (``group_items``), ``items``: the group's members,
+        newest first, for expanding it.
+        """
+        out = {
             "id": self.pk,
             "seq": self.seq,
             **self.common_fields(),
             "read": self.is_read,
         }
+        if hasattr(self, "group_count"):
+            out["group_count"] = self.group_count
+            out["group_unread"] = self.group_unread  # type: ignore[attr-defined]
+        items = getattr(self, "group_items", None)
+        if items is not None:
+            out["items"] = [item.to_dict() for item in items]
+        return out
 
 
 class Preference(models.Model):

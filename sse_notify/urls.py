@@ -13,5 +13,6 @@ urlpatterns = [
     path("api/unread/", views.unread_count, name="unread_count"),
     path("api/notifications/<int:pk>/read/", views.mark_read, name="mark_read"),
     path("api/notifications/<int:pk>/unread/", views.mark_unread, name="mark_unread"),
+    path("api/notifications/<int:pk>/read-group/", views.mark_group_read, name="mark_group_read"),
     path("api/read-all/", views.mark_all_read, name="mark_all_read"),
 ]

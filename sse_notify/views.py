@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .conf import app_settings
 from .cors import cors_headers
-from .models import Inbox, Level, Notification, NotificationQuerySet
+from .models import Inbox, Level, Notification, NotificationQuerySet, attach_group_items
 
 
 def _json_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -75,15 +75,21 @@ def cursor_of(user: Any) -> int:
 
 
 def _page(request: HttpRequest, qs: NotificationQuerySet | None = None) -> tuple[Any, Paginator]:
-    if qs is None:
-        qs = Notification.objects.for_user(request.user)
-    qs = qs.select_related("actor").order_by("-seq")
+    """A page of entries: a notification, or the newest of a group with its members attached.
+
+    Groups are formed within ``qs`` (the inbox's filters), so an "unread" view
+    groups the unread items.
+    """
+    mine = Notification.objects.for_user(request.user) if qs is None else qs
+    qs = mine.grouped().select_related("actor").order_by("-seq")
     paginator = Paginator(qs, app_settings.PAGE_SIZE)
     try:
         number = int(request.GET.get("page", "1"))
         page = paginator.page(number)
     except (ValueError, EmptyPage):
         raise Http404("No such page.") from None
+    page.object_list = entries = list(page.object_list)
+    attach_group_items(entries, mine)
     return page, paginator
 
 
@@ -141,6 +147,19 @@ def mark_unread(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @_json_login_required
 @_json_csrf_protect
+def mark_group_read(request: HttpRequest, pk: int) -> HttpResponse:
+    """Read the group notification ``pk`` belongs to (all its members); someone else's id is a 404."""
+    mine = Notification.objects.for_user(request.user)
+    entry = mine.filter(pk=pk).first()
+    if entry is None:
+        return JsonResponse({"error": "not_found", "detail": "No such notification."}, status=404)
+    marked = mine.group_of(entry).mark_read()
+    return JsonResponse({"id": pk, "marked": marked, "read": True, "unread": mine.unread_count()})
+
+
+@require_POST
+@_json_login_required
+@_json_csrf_protect
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     marked = Notification.objects.for_user(request.user).mark_read()
     return JsonResponse({"marked": marked, "unread": 0})
@@ -181,7 +200,9 @@ def _wants_json(request: HttpRequest) -> bool:
 
 
 def _inbox_post(request: HttpRequest) -> HttpResponse:
-    """Mark all, or the posted ids (``id`` repeated; ``action`` = read|unread), as the user asked.
+    """Mark all, or the posted ids (``id`` repeated; ``action`` = read|unread|read_group), as asked.
+
+    ``read_group`` reads every member of the groups the ids belong to.
 
     One form serves a row's button (one id) and the bulk toolbar (the checked
     ids). Every id must be the user's own: one that is not fails the whole
@@ -206,7 +227,15 @@ def _inbox_post(request: HttpRequest) -> HttpResponse:
         chosen = mine.filter(pk__in=ids)
         if chosen.count() != len(ids):
             raise Http404(_("No such notification."))
-        if ids and read:
+        if ids and request.POST.get("action") == "read_group":
+            # A group's entry reads the whole group: every member, listed or not.
+            members = Q()
+            for n in chosen:
+                members |= Q(pk__in=mine.group_of(n).values("pk"))
+            group = mine.filter(members)
+            ids = sorted(group.values_list("pk", flat=True))
+            group.mark_read()
+        elif ids and read:
             chosen.mark_read()
         elif ids:
             chosen.mark_unread()

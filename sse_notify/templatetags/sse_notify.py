@@ -33,7 +33,7 @@ from django.utils.translation import gettext
 
 from .. import links
 from ..conf import app_settings
-from ..models import Notification
+from ..models import Notification, attach_group_items
 from ..views import cursor_of
 
 register = template.Library()
@@ -116,6 +116,8 @@ def client_config(request: HttpRequest | None, user: Any, *, tab_title: bool = F
         "unreadUrl": reverse("sse_notify:unread_count"),
         "markReadUrl": mark_read,
         "markUnreadUrl": _with_id_mark("sse_notify:mark_unread"),
+        "markGroupReadUrl": _with_id_mark("sse_notify:mark_group_read"),
+        "preferencesUrl": reverse("sse_notify:preferences"),
         "markAllReadUrl": reverse("sse_notify:mark_all_read"),
         "inboxUrl": reverse("sse_notify:inbox"),
         "csrfCookieName": settings.CSRF_COOKIE_NAME,
@@ -162,7 +164,9 @@ def list_context(context: template.Context | dict[str, Any], limit: int = 5) -> 
     user = _user(context)
     if user is None:
         return None
-    latest = list(Notification.objects.for_user(user).select_related("actor").order_by("-seq")[: max(0, int(limit))])
+    mine = Notification.objects.for_user(user)
+    latest = list(mine.grouped().select_related("actor").order_by("-seq")[: max(0, int(limit))])
+    attach_group_items(latest, mine)
     return {
         **badge_context(context),  # type: ignore[dict-item]
         "notifications": latest,
