@@ -142,3 +142,25 @@ def test_the_bell_list_shows_a_group_as_one_item(user: Any, thread: list[Notific
     assert html.count('class="sse-notify-item ') == 3
     assert 'data-group="comments:issue-42" data-count="3"' in html
     assert "Comment 1 on Issue 42" in html  # in the expansion
+
+
+def test_the_inbox_script_reads_a_group_in_place(user: Any, thread: list[Notification], client: Client) -> None:
+    """The inbox's JS posts the row's form asking for JSON: it gets every member's id back."""
+    client.force_login(user)
+    response = client.post(
+        "/notifications/", {"id": thread[4].pk, "action": "read_group"}, headers={"Accept": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {
+        "ids": sorted(n.pk for n in (thread[0], thread[2], thread[4])),
+        "read": True,
+        "unread": 2,
+    }
+
+
+def test_the_unread_filter_groups_the_unread_items(user: Any, thread: list[Notification], client: Client) -> None:
+    Notification.objects.filter(pk=thread[4].pk).mark_read()
+    client.force_login(user)
+    html = client.get("/notifications/?state=unread").content.decode()
+    assert "2 notifications, 2 unread" in html
+    assert "Comment 3 on Issue 42" not in html  # read: not in the unread view
