@@ -8,7 +8,8 @@ this test cannot drift apart. Markers:
 - ``append FILE`` / ``write FILE``: a snippet appended to / written as a project file;
 - ``serve NAME``: the command that serves the project (this test adds a free port);
 - ``send``: the command that sends a notification from another process;
-- ``production ...``: the same, for the production setup (WhiteNoise), applied on a copy.
+- ``production ...``: the same, for the production setup (WhiteNoise), applied on a copy;
+- ``daphne-development ...``: Django's static handler for plain Daphne in development, on a copy.
 
 What the test adds, and only that: a copy of the checkout as ``/path/to/sse_notify``
 (pip builds in the source tree), the bind address and port on the serve line,
@@ -215,7 +216,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     shutil.copytree(ROOT, checkout, ignore=COPY_IGNORE)
     venv = root / "venv"
     fresh = Project(root / "mysite", venv, checkout, make_venv(venv))
-    steps = [(words, body) for words, body in readme_steps() if words[0] not in ("production", "serve", "send")]
+    steps = [(words, body) for words, body in readme_steps() if words[0] in ("run", "append", "write")]
     # The install step comes before there is a project; everything after it runs next to manage.py.
     install_words, install_body = steps.pop(0)
     assert install_words == ["run"] and "pip install" in install_body
@@ -303,6 +304,19 @@ def test_plain_daphne_serves_no_static_files_and_the_page_says_how_to_fix_it(
         assert "runserver" in message and "collectstatic" in message and "WhiteNoise" in message
         assert [e for e in errors if css in e], errors
         page.context.close()
+    finally:
+        server.stop()
+
+
+def test_plain_daphne_with_the_development_static_handler_serves_them(project: Project, tmp_path: Path) -> None:
+    dev = project.copy(tmp_path / "mysite")
+    [(words, body)] = [(words, body) for words, body in readme_steps() if words[0] == "daphne-development"]
+    dev.apply(words[1:], body)
+    server = dev.serve(commands(step("serve", "production"))[0], tmp_path / "daphne.log")
+    try:
+        assert_static_files(server.base, 200)
+        with httpx.Client(base_url=server.base, timeout=20) as client:
+            assert client.get("/notifications/stream/").status_code == 403  # the app behind it still answers
     finally:
         server.stop()
 
