@@ -492,7 +492,7 @@ def test_signing_out_in_one_tab_stops_the_other(demo: Demo, new_context: Any) ->
 
 
 def test_screenshot_of_the_demo(demo: Demo, new_context: Any, tmp_path: Path) -> None:
-    """Home with the badge and a toast; ``SSE_NOTIFY_SCREENSHOT=1`` saves it as docs/screenshot.png."""
+    """Home with the open list and a toast; ``SSE_NOTIFY_SCREENSHOT=1`` saves it as docs/screenshot.png."""
     demo.send("carol", "Bob commented on Mobile app 2.0", body="Can we move the beta to Friday?", actor="bob")
     demo.send("carol", "Invoice #1042 is overdue", level="warning")
     context = new_context(viewport={"width": 1100, "height": 680}, reduced_motion="reduce")
@@ -507,6 +507,8 @@ def test_screenshot_of_the_demo(demo: Demo, new_context: Any, tmp_path: Path) ->
     )
     toast = page.locator(".sse-notify-toast", has_text="Your report is ready")
     expect(toast).to_be_visible(timeout=2000)
+    page.locator("summary.sse-notify-badge").click()
+    expect(page.locator("[data-sse-notify-list] .sse-notify-item", has_text="Your report is ready")).to_be_visible()
     page.mouse.move(10, 600)
     target = ROOT / "docs" / "screenshot.png" if os.environ.get("SSE_NOTIFY_SCREENSHOT") else tmp_path / "shot.png"
     page.screenshot(path=str(target))
