@@ -300,8 +300,8 @@ async def test_admin_send_reaches_an_open_stream(daphne: Any, make_user: Any) ->
     import httpx
     from asgiref.sync import sync_to_async
 
-    from tests.conftest import session_cookie
     from tests.sse_client import SSEStream
+    from tests.support import session_cookie
 
     server = daphne()
     alice = await sync_to_async(make_user)("alice")
@@ -368,7 +368,7 @@ def test_mark_read_action_tells_the_users_open_tabs(client: Any, make_user: Any)
     from channels.layers import channel_layers, get_channel_layer
 
     from sse_notify.publish import READ, user_group
-    from tests.test_api import join, receive_or_none
+    from tests.support import join, receive_or_none
 
     alice = make_user("alice")
     client.force_login(make_user("boss", is_staff=True, is_superuser=True))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import decimal
 import uuid
@@ -20,7 +19,7 @@ from django.test import override_settings
 from sse_notify.api import EVERYONE, asend_notification, check_url, resolve_recipients, send_notification
 from sse_notify.models import Inbox, Notification
 from sse_notify.publish import BROADCAST_GROUP, DELIVER, user_group
-from tests.support import override_constants
+from tests.support import join, override_constants, receive_or_none
 
 User = get_user_model()
 
@@ -201,19 +200,6 @@ def layer() -> Any:
     channel_layers.backends.clear()
     yield get_channel_layer()
     channel_layers.backends.clear()
-
-
-async def join(layer: Any, group: str) -> str:
-    channel = await layer.new_channel()
-    await layer.group_add(group, channel)
-    return channel
-
-
-async def receive_or_none(layer: Any, channel: str, timeout: float = 0.3) -> Any:
-    try:
-        return await asyncio.wait_for(layer.receive(channel), timeout)
-    except TimeoutError:
-        return None
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,9 +15,8 @@ from django.urls import reverse
 
 from sse_notify.api import send_notification
 from sse_notify.models import Notification
-from tests.conftest import session_cookie
 from tests.sse_client import SSEStream, parse
-from tests.test_stream_asgi import AsgiStream, http_scope, open_stream, sse_settings
+from tests.support import AsgiStream, http_scope, open_stream, session_cookie, sse_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

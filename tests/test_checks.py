@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from sse_notify.checks import check_channel_layer, check_settings
 from sse_notify.conf import RETIRED, SECONDS, SETTINGS, app_settings
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

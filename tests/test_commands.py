@@ -181,7 +181,7 @@ async def test_after_a_prune_an_old_cursor_gets_a_reset_event(fresh_hub: Any, ma
     """What pruned_seq is for: a client resuming from before the prune must reload its list."""
     from asgiref.sync import sync_to_async
 
-    from tests.test_stream_asgi import open_stream
+    from tests.support import open_stream
 
     alice = await sync_to_async(make_user)("alice")
 
@@ -210,7 +210,7 @@ async def test_after_a_prune_an_old_cursor_gets_a_reset_event(fresh_hub: Any, ma
 @pytest.mark.django_db(transaction=True)
 def test_commands_from_a_shell_exit_status_and_messages(make_user: Any) -> None:
     """What cron sees: exit status 0 and a count, or 1 and the reason on stderr."""
-    from tests.conftest import run_manage
+    from tests.support import run_manage
 
     make_user("alice")
     ok = run_manage("sse_notify_send", "--user", "alice", "--title", "From cron", check=False)

@@ -6,18 +6,14 @@ every notification meant for it, once after de-duplication by seq, in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -25,8 +21,18 @@ from django.db import connection, connections, transaction
 
 from sse_notify.api import send_notification
 from sse_notify.models import Notification
-from tests.conftest import ROOT, free_port, need, redis_layers, session_cookie, subprocess_env
 from tests.sse_client import SSEStream
+from tests.support import (
+    ROOT,
+    Browser,
+    assert_complete,
+    expected_for,
+    postgres_only,
+    redis_layers,
+    session_cookie,
+    subprocess_env,
+    wait_for,
+)
 
 #: Layer operations in the Daphne processes give up after 0.5 s (see ``publish.PUBLISH_TIMEOUT``).
 LAYER_TIMEOUT_HALF_SECOND = {"sse_notify.publish.PUBLISH_TIMEOUT": 0.5}
@@ -35,91 +41,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 # -- a client that behaves like a browser's EventSource -------------------------------------------
-
-
-class Browser:
-    """Reconnects after any error or end of stream, sending ``Last-Event-ID`` = last id seen."""
-
-    def __init__(self, base: str, cookie: str, name: str = "") -> None:
-        self.base, self.cookie, self.name = base, cookie, name
-        self.last_id: str | None = None
-        self.got: list[tuple[int, str]] = []  # (seq, title) in arrival order, duplicates kept
-        self.resets: list[Any] = []
-        self.connects = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> Browser:
-        self._task = asyncio.ensure_future(self._run())
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            headers = {"Last-Event-ID": self.last_id} if self.last_id is not None else {}
-            url = self.base + "/notifications/stream/" + ("" if self.last_id is not None else "?cursor=0")
-            try:
-                async with SSEStream(url, cookie=self.cookie, headers=headers) as s:
-                    if s.status != 200:
-                        await asyncio.sleep(0.1)
-                        continue
-                    self.connects += 1
-                    while True:
-                        event = await s.next_event(timeout=3600)
-                        if event.event == "notification":
-                            self.got.append((int(event.id), event.json()["title"]))
-                            self.last_id = event.id
-                        elif event.event == "reset":
-                            self.resets.append(event.json())
-                            self.last_id = event.id
-            except asyncio.CancelledError:
-                raise
-            except (httpx.HTTPError, StopAsyncIteration, OSError, TimeoutError):
-                pass
-            await asyncio.sleep(0.1)  # the browser's retry delay, shortened
-
-    def unique(self) -> list[tuple[int, str]]:
-        """Arrivals de-duplicated by seq (keeping the first), as a client would."""
-        seen: set[int] = set()
-        out = []
-        for seq, title in self.got:
-            if seq not in seen:
-                seen.add(seq)
-                out.append((seq, title))
-        return out
-
-
-async def wait_for(predicate: Any, within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def expected_for(user: Any) -> list[tuple[int, str]]:
-    return list(Notification.objects.filter(recipient=user).order_by("seq").values_list("seq", "title"))
-
-
-async def assert_complete(browsers: dict[Any, list[Browser]], within: float = 20.0) -> None:
-    """Every browser ends with exactly its user's notifications, in order, once after de-dup."""
-    expected = {user: await sync_to_async(expected_for)(user) for user in browsers}
-    await wait_for(
-        lambda: all(len(b.unique()) >= len(expected[u]) for u, bs in browsers.items() for b in bs),
-        within,
-        "every browser to catch up",
-    )
-    for user, bs in browsers.items():
-        for b in bs:
-            assert b.unique() == expected[user], b.name
-            seqs = [seq for seq, _ in b.unique()]
-            assert seqs == sorted(seqs) and seqs == list(range(1, len(seqs) + 1)), b.name
-            assert b.resets == [], f"{b.name} was told to reload: {b.resets}"
 
 
 # -- Daphne killed ----------------------------------------------------------------------------------
@@ -164,63 +85,6 @@ async def test_daphne_sigkilled_and_restarted_while_sending(daphne, make_user):
 
 
 # -- Redis stopped ----------------------------------------------------------------------------------
-
-
-class PrivateRedis:
-    """A redis-server of this test's own on a free loopback port (never the shared one)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> PrivateRedis:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(5)
-            self.proc = None
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    import shutil
-
-    need(shutil.which("redis-server") is not None, "redis-server is not installed")
-    server = PrivateRedis().start()
-    yield server
-    server.kill()
 
 
 SENDER = """
@@ -403,9 +267,8 @@ def reopen_db() -> Iterator[None]:
         conn.close()
 
 
+@postgres_only  # stops the database's connections with pg_terminate_backend
 async def test_database_unavailable_for_a_moment(daphne, make_user, reopen_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL only (SSE_NOTIFY_TEST_DB=postgres); CI runs the suite on both databases")
     name = connection.settings_dict["NAME"]
     server = daphne(overrides={"POLL_INTERVAL": 0.2, "RETRY_MS": 100})
     users = [await sync_to_async(make_user)(f"d{i}") for i in range(2)]

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import sse_notify
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 IMPORT_ONLY = """
 import sys

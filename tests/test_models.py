@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,8 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from sse_notify.api import send_notification
 from sse_notify.models import Inbox, Notification
-
-ON_POSTGRES = os.environ.get("SSE_NOTIFY_TEST_DB") == "postgres"
+from tests.support import ON_POSTGRES, postgres_only
 
 
 def seqs(user: Any) -> list[int]:
@@ -220,12 +218,9 @@ def senders() -> Iterator[list[threading.Thread]]:
         t.join(30)
 
 
-needs_postgres = pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL row locks (SSE_NOTIFY_TEST_DB=postgres)")
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
-@needs_postgres
+@postgres_only
 def test_postgres_second_send_waits_for_the_first_to_commit(user: Any, senders: list[threading.Thread]) -> None:
     commits: list[str] = []
     first, second = Sender(user, "first", commits), Sender(user, "second", commits)
@@ -253,7 +248,7 @@ def test_postgres_second_send_waits_for_the_first_to_commit(user: Any, senders: 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.postgres
-@needs_postgres
+@postgres_only
 def test_postgres_first_started_commits_last_and_replay_skips_nothing(
     make_user: Any, senders: list[threading.Thread]
 ) -> None:

@@ -8,15 +8,15 @@ layer's latency (milliseconds), not the database poll's. No timed assertion.
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.conftest import run_manage, session_cookie
 from tests.sse_client import SSEStream
-from tests.test_redis import BACKENDS, LAYER_ONLY, layers_for, send_from_other_process  # noqa: F401
+from tests.support import BACKENDS, LAYER_ONLY, need, run_manage, send_from_other_process, session_cookie
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -34,7 +34,7 @@ async def titles(stream: SSEStream, count: int) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=["core", "pubsub"])
-async def test_two_processes_share_redis(daphne, layers_for, django_user_model, backend):  # noqa: F811
+async def test_two_processes_share_redis(daphne, layers_for, django_user_model, backend):
     layers: dict[str, Any] = layers_for(backend)
     one = daphne(layers=layers, overrides=LAYER_ONLY)
     two = daphne(layers=layers, overrides=LAYER_ONLY)
@@ -96,10 +96,10 @@ def threads_of(pid: int) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="counts threads in /proc")
 async def test_open_streams_hold_no_os_thread(daphne, django_user_model):
     """Django keeps a one-thread executor per request for its life; the stream
     releases it once streaming, so 40 open streams add no 40 threads."""
+    need(sys.platform == "linux", "counts threads in /proc (Linux)")
     server = daphne()
     assert server.proc is not None
 

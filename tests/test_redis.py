@@ -9,61 +9,14 @@ path, not the database poll. Notifications are sent from a separate process
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.conftest import redis_layers, run_manage, session_cookie
 from tests.sse_client import SSEStream
+from tests.support import BACKENDS, LAYER_ONLY, send_from_other_process, session_cookie
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-BACKENDS = ["channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer"]
-#: Long enough that the database poll cannot deliver anything during a test.
-LAYER_ONLY = {"POLL_INTERVAL": 30.0}
-
-
-def forget_prefix(layers: dict[str, Any]) -> None:
-    """Delete this test's keys (group sets live for group_expiry, 24 h by default)."""
-    import redis
-
-    config = layers["default"]["CONFIG"]
-    host = config["hosts"][0]
-    url = host["address"] if isinstance(host, dict) else host
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=config["prefix"] + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def layers_for(redis_url: str):
-    made: list[dict[str, Any]] = []
-
-    def make(backend: str, **config: Any) -> dict[str, Any]:
-        layers = redis_layers(redis_url, backend=backend, **config)
-        made.append(layers)
-        return layers
-
-    yield make
-    for layers in made:
-        forget_prefix(layers)
-
-
-async def send_from_other_process(layers: dict[str, Any], code: str) -> None:
-    """Run ``code`` in ``django shell`` with ``User``, ``send_notification`` and ``Notification`` imported."""
-    prelude = (
-        "from django.contrib.auth.models import User\n"
-        "from sse_notify.api import send_notification\n"
-        "from sse_notify.models import Notification\n"
-    )
-    proc = await asyncio.to_thread(run_manage, "shell", "-c", prelude + code, layers=layers, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "publish to channel layer failed" not in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("backend", BACKENDS, ids=["core", "pubsub"])

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from sse_notify.checks import check_redis_layer
-from tests.conftest import redis_layers
+from tests.support import redis_layers
 
 CORE = "channels_redis.core.RedisChannelLayer"
 PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"

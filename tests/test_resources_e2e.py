@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from sse_notify.api import send_notification
-from tests.conftest import session_cookie
+from tests.support import postgres_only, session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -51,10 +51,8 @@ def backend_connections(pid_filter: str) -> int:
         return int(cursor.fetchone()[0])
 
 
-@pytest.mark.postgres
+@postgres_only  # counts connections in pg_stat_activity
 async def test_500_open_streams_hold_a_handful_of_database_connections(daphne, make_user):
-    if connection.vendor != "postgresql":
-        pytest.skip("counts connections in pg_stat_activity; runs with SSE_NOTIFY_TEST_DB=postgres")
     server = daphne(overrides={"MAX_STREAMS_PER_USER": 1000, "DB_THREADS": 4})
     users = [await sync_to_async(make_user)() for _ in range(5)]
     cookies = [await sync_to_async(session_cookie)(u) for u in users]

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.conftest import run_manage, session_cookie
-from tests.test_faults import Browser, PrivateRedis, assert_complete, need
+from tests.support import Browser, PrivateRedis, assert_complete, need, run_manage, session_cookie
 
 pytestmark = [pytest.mark.redis, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -9,8 +9,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from sse_notify.api import send_notification
-from tests.conftest import run_manage, session_cookie
 from tests.sse_client import SSEStream
+from tests.support import run_manage, session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -56,19 +56,12 @@ async def test_notification_from_another_process_arrives(daphne, user):
         assert event.event == "notification" and event.json()["title"] == "from cron"
 
 
-async def test_anonymous_gets_403_not_a_stream(daphne):
-    server = daphne()
-    async with SSEStream(server.url()) as s:
-        assert s.status == 403
-        assert s.response.headers["content-type"] == "application/json"
-
-
 async def test_works_under_uvicorn_too(user, tmp_path):
     """The view is plain ASGI Django: another server (uvicorn) streams it the same way."""
     import subprocess
     import sys
 
-    from tests.conftest import ROOT, free_port, subprocess_env
+    from tests.support import ROOT, free_port, subprocess_env
 
     port = free_port()
     log = (tmp_path / "uvicorn.log").open("wb")

@@ -1,4 +1,8 @@
-"""The JSON endpoints the browser client calls, and the plain inbox page."""
+"""The JSON endpoints the browser client calls, and the plain inbox page, when allowed.
+
+Who may call them (POST, CSRF, ownership, anonymous users) is tested for every endpoint
+at once in test_security.py.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from django.urls import reverse
 
 from sse_notify.api import send_notification
 from sse_notify.models import Notification
+from tests.support import csrf_client
 
 pytestmark = pytest.mark.django_db
 
@@ -38,15 +43,6 @@ def bob(make_user: Any) -> Any:
 def alice_client(client: Client, user: Any) -> Client:
     client.force_login(user)
     return client
-
-
-def csrf_client(user: Any) -> tuple[Client, str]:
-    """A client that enforces CSRF like a browser, and the token a page gave it."""
-    c = Client(enforce_csrf_checks=True)
-    c.force_login(user)
-    page = c.get(INBOX)
-    assert page.status_code == 200
-    return c, page.cookies["csrftoken"].value
 
 
 # -- list and count --------------------------------------------------------------
@@ -110,22 +106,6 @@ def test_mark_read_marks_one_and_returns_the_count(alice_client: Client, user: A
     assert Notification.objects.get(title="b").read_at is None
 
 
-def test_mark_read_of_someone_elses_notification_is_404_and_changes_nothing(
-    alice_client: Client, user: Any, bob: Any
-) -> None:
-    [theirs] = send_notification(bob, "bob's secret")
-    send_notification(user, "mine")
-    response = alice_client.post(read_url(theirs.pk))
-    assert response.status_code == 404
-    assert response.json()["error"] == "not_found"
-    theirs.refresh_from_db()
-    assert theirs.read_at is None
-    assert Notification.objects.filter(read_at__isnull=False).count() == 0
-    # Indistinguishable from an id that does not exist at all.
-    missing = alice_client.post(read_url(theirs.pk + 1000))
-    assert (missing.status_code, missing.json()) == (404, response.json())
-
-
 def test_mark_all_read_marks_only_mine(alice_client: Client, user: Any, bob: Any) -> None:
     send_notification(user, "a")
     send_notification(user, "b")
@@ -136,49 +116,7 @@ def test_mark_all_read_marks_only_mine(alice_client: Client, user: Any, bob: Any
     assert alice_client.post(READ_ALL).json() == {"marked": 0, "unread": 0}
 
 
-@pytest.mark.parametrize("url", ["read_one", READ_ALL])
-def test_state_changes_need_post(alice_client: Client, user: Any, url: str) -> None:
-    [n] = send_notification(user, "a")
-    url = read_url(n.pk) if url == "read_one" else url
-    assert alice_client.get(url).status_code == 405
-    n.refresh_from_db()
-    assert n.read_at is None
-
-
-def test_state_changes_need_the_csrf_token(user: Any) -> None:
-    [n] = send_notification(user, "a")
-    c, token = csrf_client(user)
-    for url in (read_url(n.pk), READ_ALL):
-        refused = c.post(url, headers={"X-CSRFToken": "x" * 32})
-        assert refused.status_code == 403
-        assert refused.json()["error"] == "csrf_failed"  # JSON, not the middleware's HTML page
-    assert c.post(read_url(n.pk)).json()["error"] == "csrf_failed"
-    n.refresh_from_db()
-    assert n.read_at is None
-    # The header the JS client sends (config csrfHeaderName) is accepted.
-    assert c.post(read_url(n.pk), headers={"X-CSRFToken": token}).status_code == 200
-    assert c.post(READ_ALL, headers={"X-CSRFToken": token}).json()["unread"] == 0
-
-
-@pytest.mark.parametrize(("method", "url"), [("get", LIST), ("get", UNREAD), ("post", "read_one"), ("post", READ_ALL)])
-def test_anonymous_gets_403_json(client: Client, user: Any, method: str, url: str) -> None:
-    [n] = send_notification(user, "a")
-    url = read_url(n.pk) if url == "read_one" else url
-    response = getattr(client, method)(url)
-    assert response.status_code == 403
-    assert response["Content-Type"] == "application/json"
-    assert response.json()["error"] == "not_authenticated"
-    n.refresh_from_db()
-    assert n.read_at is None
-
-
 # -- the inbox page (no JavaScript needed) ------------------------------------------------
-
-
-def test_inbox_needs_sign_in(client: Client) -> None:
-    response = client.get(INBOX)
-    assert response.status_code == 302
-    assert "next=/notifications/" in response["Location"]
 
 
 def test_inbox_lists_my_notifications_with_state_escaped(alice_client: Client, user: Any, bob: Any) -> None:
@@ -215,22 +153,6 @@ def test_inbox_forms_mark_read_unread_and_all_without_js(user: Any) -> None:
     assert Notification.objects.unread().count() == 0
     response = c.post(INBOX, {"all": "1", "next": "https://evil.example/", "csrfmiddlewaretoken": token})
     assert response["Location"] == INBOX
-
-
-def test_inbox_form_without_csrf_is_refused(user: Any) -> None:
-    [a] = send_notification(user, "a")
-    c, _ = csrf_client(user)
-    assert c.post(INBOX, {"id": a.pk, "action": "read"}).status_code == 403
-    a.refresh_from_db()
-    assert a.read_at is None
-
-
-def test_inbox_form_cannot_touch_someone_elses(alice_client: Client, bob: Any) -> None:
-    [theirs] = send_notification(bob, "bob's")
-    assert alice_client.post(INBOX, {"id": theirs.pk, "action": "read"}).status_code == 404
-    assert alice_client.post(INBOX, {"id": "nope"}).status_code == 404
-    theirs.refresh_from_db()
-    assert theirs.read_at is None
 
 
 @override_settings(SSE_NOTIFY={"PAGE_SIZE": 2})

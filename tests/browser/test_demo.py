@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import Demo
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

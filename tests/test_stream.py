@@ -2,141 +2,26 @@
 
 The stream is driven through ``django.core.asgi.get_asgi_application()`` with
 ``channels.testing.ApplicationCommunicator``, the same messages Daphne would send.
-``AsgiStream`` is reused by the isolation and bad-input tests.
+``AsgiStream`` and friends are in tests/support.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import ApplicationCommunicator
-from django.core.asgi import get_asgi_application
-from django.test import override_settings
 
 from sse_notify import publish
 from sse_notify.api import send_notification
 from sse_notify.events import encode_common
 from sse_notify.models import Notification
-from tests.conftest import session_cookie
-from tests.sse_client import SSEParser
-from tests.support import override_constants
+from sse_notify.publish import user_group
+from tests.support import AsgiStream, http_scope, open_stream, override_constants, session_cookie, settle, sse_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-BASE = {"POLL_INTERVAL": 0.2, "HEARTBEAT": 15.0}
-
-
-def sse_settings(**overrides: Any) -> override_settings:
-    return override_settings(SSE_NOTIFY={**BASE, **overrides})
-
-
-def http_scope(
-    path: str = "/notifications/stream/",
-    *,
-    cookie: str | None = None,
-    headers: list[tuple[bytes, bytes]] | None = None,
-    query: bytes = b"",
-    method: str = "GET",
-    client: tuple[str, int] = ("127.0.0.1", 50000),
-) -> dict[str, Any]:
-    all_headers = [(b"host", b"testserver"), *(headers or [])]
-    if cookie:
-        all_headers.append((b"cookie", f"sessionid={cookie}".encode()))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query,
-        "root_path": "",
-        "headers": all_headers,
-        "client": client,
-        "server": ("testserver", 80),
-    }
-
-
-class AsgiStream:
-    """One stream request through Django's ASGI handler, read message by message."""
-
-    def __init__(self, scope: dict[str, Any], body: bytes = b"") -> None:
-        self.comm = ApplicationCommunicator(get_asgi_application(), scope)
-        self.body = body
-        self.status = 0
-        self.headers: dict[bytes, bytes] = {}
-        self.raw = b""
-        self.ended = False
-        self.parser = SSEParser()
-
-    async def start(self, within: float = 5.0) -> AsgiStream:
-        await self.comm.send_input({"type": "http.request", "body": self.body, "more_body": False})
-        start = await self.comm.receive_output(within)
-        assert start["type"] == "http.response.start", start
-        self.status = start["status"]
-        self.headers = dict(start["headers"])
-        return self
-
-    async def chunk(self, within: float = 5.0) -> bytes:
-        """The next body message's bytes (raises ``TimeoutError`` if none in time)."""
-        message = await self.comm.receive_output(within)
-        assert message["type"] == "http.response.body", message
-        data: bytes = message.get("body", b"")
-        self.raw += data
-        self.parser.feed(data.decode())
-        if not message.get("more_body", False):
-            self.ended = True
-        return data
-
-    async def read_until(self, predicate: Any, within: float = 5.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not predicate(self):
-            if self.ended:
-                raise AssertionError(f"stream ended early; got {self.raw[-500:]!r}")
-            await self.chunk(max(0.01, deadline - loop.time()))
-
-    async def read_to_end(self, within: float = 5.0) -> bytes:
-        while not self.ended:
-            await self.chunk(within)
-        return self.raw
-
-    async def quiet_for(self, seconds: float) -> bool:
-        """True if the app sends nothing for ``seconds`` (without cancelling it, as a
-        ``receive_output`` timeout would)."""
-        await asyncio.sleep(seconds)
-        return self.comm.output_queue.empty()
-
-    def events(self, kind: str | None = None) -> list[Any]:
-        return [e for e in self.parser.events if kind is None or e.event == kind]
-
-    def notifications(self) -> list[Any]:
-        return self.events("notification")
-
-    async def disconnect(self) -> None:
-        await self.comm.send_input({"type": "http.disconnect"})
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.comm.wait(timeout=5)
-
-
-async def open_stream(user: Any, *, cursor: str | None = "0", **kw: Any) -> AsgiStream:
-    cookie = await sync_to_async(session_cookie)(user)
-    query = f"cursor={cursor}".encode() if cursor is not None else b""
-    return await AsgiStream(http_scope(cookie=cookie, query=query, **kw)).start()
-
-
-async def settle(hub: Any) -> None:
-    """Let membership changes and cancellations finish."""
-    for _ in range(20):
-        await asyncio.sleep(0.01)
-        if not hub._membership:
-            break
 
 
 def other_tasks(baseline: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
@@ -171,6 +56,7 @@ async def test_disconnect_cancels_the_generator_and_leaves_the_hub(fresh_hub, us
     s = await open_stream(user)
     await s.chunk()  # ready
     assert hub.count == 1 and set(hub.users) == {user.pk}
+    assert hub.channel in hub.layer.groups[user_group(user.pk)], "the hub joined the user's group"
     assert other_tasks(baseline), "the stream runs in tasks of its own while open"
     await s.disconnect()
     await settle(hub)
@@ -178,10 +64,8 @@ async def test_disconnect_cancels_the_generator_and_leaves_the_hub(fresh_hub, us
     assert hub.users == {}
     assert dict(hub.per_ip) == {}
     assert other_tasks(baseline) == set(), "a task outlived the stream"
-    # And the hub no longer has anything queued for that stream: a send reaches nobody.
-    await sync_to_async(send_notification)(user, "after")
-    await settle(hub)
-    assert hub.count == 0
+    # And the hub left the user's group: the layer no longer routes the user's sends to this process.
+    assert hub.channel not in hub.layer.groups.get(user_group(user.pk), {})
 
 
 async def test_many_connect_disconnect_cycles_leave_nothing_behind(fresh_hub, make_user):
