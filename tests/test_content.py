@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from sse_notify.api import DATA_MAX_DEPTH, send_notification
 from sse_notify.models import Inbox, Notification
-from tests.conftest import session_cookie
 from tests.sse_client import Event, SSEParser
+from tests.support import session_cookie
 
 LONE = "\ud800"
 
@@ -99,7 +99,7 @@ def test_command_refuses_bad_text_with_a_command_error(make_user: Any, args: lis
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_command_from_a_shell_prints_one_line_not_a_traceback(make_user: Any) -> None:
-    from tests.conftest import run_manage
+    from tests.support import run_manage
 
     make_user("alice")
     for args in (

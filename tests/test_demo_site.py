@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import Demo
-from tests.conftest import ROOT, free_port
+from tests.support import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 
