@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -66,19 +66,27 @@ async def test_daphne_sigkilled_and_restarted_while_sending(daphne, make_user):
             i += 1
             await asyncio.sleep(0.02)
 
+    def every_tab_connected(times: int) -> Callable[[], bool]:
+        return lambda: all(b.connects >= times for bs in browsers.values() for b in bs)
+
     sending = asyncio.ensure_future(sender())
-    for _ in range(2):
-        await asyncio.sleep(0.5)
-        server.kill()
-        await asyncio.sleep(0.3)  # sends keep committing while no server runs
-        server.start()
-    await asyncio.sleep(0.5)
-    stop.set()
-    await sending
     try:
+        for kill in range(2):
+            # Each kill cuts a live stream of every tab: wait (on the event, not a clock) until
+            # every tab is connected to the server that is running now, as under load it may lag.
+            await wait_for(every_tab_connected(kill + 1), 20, f"every tab connected before kill {kill + 1}")
+            await asyncio.sleep(0.5)  # sends arrive live
+            server.kill()
+            await asyncio.sleep(0.3)  # sends keep committing while no server runs
+            server.start()
+        await wait_for(every_tab_connected(3), 20, "every tab reconnected after the second kill")
+        await asyncio.sleep(0.5)
+        stop.set()
+        await sending
         await assert_complete(browsers)
-        assert all(b.connects >= 3 for bs in browsers.values() for b in bs), "the kills did not cut the streams"
     finally:
+        stop.set()
+        await sending  # the sender ends after its current send (its errors surface here)
         for bs in browsers.values():
             for b in bs:
                 await b.stop()

@@ -87,6 +87,11 @@ async def test_two_processes_share_redis(daphne, layers_for, django_user_model, 
         for s in streams:
             ids = [e.id for e in s.parser.events if e.event == "notification"]
             assert ids == ["1", "2", "3"]
+        # Mark-as-read in another process reaches the user's open streams in both processes.
+        await send_from_other_process(layers, "Notification.objects.filter(recipient__username='p0').mark_read()")
+        for s in (a_one, a_two):
+            read = await s.next_event(timeout=5)
+            assert read.event == "read" and (read.json()["read"], read.json()["unread"]) == (True, 0)
     finally:
         await asyncio.gather(*(s.close() for s in streams), return_exceptions=True)
 

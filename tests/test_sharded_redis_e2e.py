@@ -12,7 +12,6 @@ once, in order: the database poll covers whatever the layer could not carry.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from typing import Any
 
@@ -107,9 +106,10 @@ async def test_three_processes_two_shards_one_shard_restarted(daphne, django_use
         for server in servers:
             assert server.proc is not None and server.proc.poll() is None, server.output()[-2000:]
     finally:
-        for bs in browsers.values():
-            for b in bs:
-                with contextlib.suppress(Exception):
+        try:
+            for bs in browsers.values():
+                for b in bs:
                     await b.stop()
-        for shard in shards:
-            shard.kill()
+        finally:
+            for shard in shards:
+                shard.kill()
