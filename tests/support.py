@@ -496,6 +496,16 @@ def csrf_client(user: Any) -> tuple[Client, str]:
     return client, page.cookies["csrftoken"].value
 
 
+def render(source: str, user: Any) -> str:
+    """``source`` rendered after ``{% load sse_notify %}`` for a request by ``user``."""
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/somewhere/")
+    request.user = user
+    return Template("{% load sse_notify %}" + source).render(Context({"request": request}))
+
+
 @contextlib.contextmanager
 def override_constants(constants: Mapping[str, Any]) -> Iterator[None]:
     """Like ``override_settings``, for the internal constants of ``sse_notify`` modules."""

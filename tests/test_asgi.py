@@ -15,7 +15,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.test import override_settings
 
 from sse_notify.asgi import StreamRoute
-from tests.conftest import session_cookie
+from tests.support import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

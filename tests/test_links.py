@@ -12,7 +12,7 @@ from django.urls import reverse
 from sse_notify import links
 from sse_notify.api import send_notification
 from sse_notify.models import Notification
-from tests.test_templatetags import render
+from tests.support import render
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,8 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 
 from sse_notify.api import send_notification
-from tests.conftest import session_cookie
 from tests.sse_client import SSEStream
+from tests.support import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

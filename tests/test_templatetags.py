@@ -10,20 +10,14 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.management import call_command
-from django.template import Context, Template
-from django.test import RequestFactory, override_settings
+from django.test import override_settings
 
 from sse_notify.api import send_notification
 from sse_notify.models import Inbox, Notification
 from sse_notify.templatetags.sse_notify import csrf_header_name, safe_link
+from tests.support import render
 
 pytestmark = pytest.mark.django_db
-
-
-def render(source: str, user: Any) -> str:
-    request = RequestFactory().get("/somewhere/")
-    request.user = user
-    return Template("{% load sse_notify %}" + source).render(Context({"request": request}))
 
 
 def config_of(html: str) -> dict[str, Any]:

@@ -41,7 +41,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import IN_CI, ROOT, free_port
+from tests.support import IN_CI, ROOT, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
