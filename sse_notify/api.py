@@ -2,7 +2,9 @@
 
 Recipients may be a user, a ``Group``, ``EVERYONE``, or any iterable / queryset
 mixing users and groups. "Everyone" and groups become one row per user, written
-with ``bulk_create`` in chunks (no per-user ``save()``): each user then has
+set-based (``Notification.objects.send``: one statement per chunk allocates the
+seqs and inserts the rows; for everyone the users are selected in the
+database, never loaded into Python): each user then has
 their own read state, seq cursor and unread count, and isolation is a plain
 ``WHERE recipient_id = …``.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from asgiref.sync import sync_to_async
@@ -66,8 +68,8 @@ def validate_category(category: Any, group_key: Any) -> str:
         errors["group_key"] = f"Group key must be a string, not {type(group_key).__name__}."
     elif len(group_key) > GROUP_KEY_MAX_LENGTH:
         errors["group_key"] = f"Group key is {len(group_key)} characters long; the limit is {GROUP_KEY_MAX_LENGTH}."
-    elif "\x00" in group_key:
-        errors["group_key"] = "Group key contains a NUL character (U+0000), which databases cannot store."
+    elif problem := text_problem(group_key):
+        errors["group_key"] = f"Group key {problem}"
     if errors:
         raise ValidationError(errors)
     return str(slug)
@@ -195,6 +197,16 @@ def resolve_recipients(recipients: Recipients) -> list[int]:
     return sorted(user_ids)
 
 
+def _recipient_source(recipients: Recipients) -> list[int] | models.QuerySet[Any]:
+    """Recipients as the database can select them (everyone, a user queryset), else their ids."""
+    User = get_user_model()
+    if recipients is EVERYONE:
+        return User._default_manager.filter(is_active=True)
+    if isinstance(recipients, models.QuerySet) and recipients.model is User and not recipients.query.is_sliced:
+        return recipients
+    return resolve_recipients(recipients)
+
+
 def send_notification(
     recipients: Recipients,
     title: str,
@@ -206,7 +218,7 @@ def send_notification(
     actor: AbstractBaseUser | None = None,
     category: str | None = None,
     group_key: str = "",
-) -> list[Notification]:
+) -> Sequence[Notification]:
     """Create one notification per recipient and push it to their open streams.
 
     ``category`` is one of the project's categories (``None``: ``"default"``);
@@ -218,6 +230,9 @@ def send_notification(
     All or nothing: invalid input raises ``ValidationError`` (or ``TypeError`` /
     ``ValueError`` for unusable recipients) and writes nothing. Rows are
     published after the surrounding transaction commits; a rollback sends nothing.
+    The rows are written set-based (``Notification.objects.send``): a send to
+    everyone selects the users inside the database. The result is a sequence of
+    the created notifications, ordered by recipient, built only when looked at.
     """
     errors: dict[str, Any] = {}
     for check in (lambda: _validate(title, body, level, url, data), lambda: validate_category(category, group_key)):
@@ -230,10 +245,9 @@ def send_notification(
     category = validate_category(category, group_key)
     if actor is not None and actor.pk is None:
         raise ValueError(f"Actor {actor!r} is not saved.")
-    user_ids = resolve_recipients(recipients)
-    if not user_ids:
+    users = _recipient_source(recipients)
+    if isinstance(users, list) and not users:
         return []
-    now = timezone.now()
     common = {
         "title": title,
         "body": body,
@@ -241,14 +255,13 @@ def send_notification(
         "url": url,
         "data": data,
         "actor": actor,
-        "created_at": now,
+        "created_at": timezone.now(),
         "category": category,
         "group_key": group_key,
     }
-    objs = [Notification(recipient_id=uid, **common) for uid in user_ids]
     using = router.db_for_write(Notification)
     with transaction.atomic(using=using):
-        return Notification.objects.using(using).bulk_create(objs, batch_size=500)
+        return Notification.objects.using(using).send(users, common)
 
 
 async def asend_notification(
@@ -262,7 +275,7 @@ async def asend_notification(
     actor: AbstractBaseUser | None = None,
     category: str | None = None,
     group_key: str = "",
-) -> list[Notification]:
+) -> Sequence[Notification]:
     """Async twin of :func:`send_notification`."""
     return await sync_to_async(send_notification)(
         recipients,

@@ -1,7 +1,6 @@
 from django.apps import AppConfig, apps
 from django.contrib.auth.signals import user_logged_out
 from django.core import checks
-from django.db.models.signals import post_delete
 
 
 class SseNotifyConfig(AppConfig):
@@ -12,8 +11,7 @@ class SseNotifyConfig(AppConfig):
     def ready(self) -> None:
         from . import checks as sse_checks
         from .categories import check_categories
-        from .models import Notification
-        from .receivers import end_streams_on_logout, unread_deleted
+        from .receivers import end_streams_on_logout
         from .signals import handle_notify, notify
 
         checks.register(sse_checks.check_settings)
@@ -22,7 +20,6 @@ class SseNotifyConfig(AppConfig):
         checks.register(check_categories)
         checks.register(sse_checks.check_static_files)
         notify.connect(handle_notify, dispatch_uid="sse_notify.notify")
-        post_delete.connect(unread_deleted, sender=Notification, dispatch_uid="sse_notify.unread_deleted")
         user_logged_out.connect(end_streams_on_logout, dispatch_uid="sse_notify.end_streams_on_logout")
         if apps.is_installed("django.contrib.admin"):
             # Again here: a project's own admin.py may have re-registered User after ours ran.

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from .conf import app_settings
+
+#: Request headers a cross-origin client may send: the stream's resume cursor, the
+#: CSRF token of the POST endpoints, JSON bodies, and the no-cache header that
+#: EventSource polyfills add.
+ALLOWED_HEADERS = ("Last-Event-ID", "X-CSRFToken", "Content-Type", "Cache-Control")
+#: Seconds a browser may reuse a preflight answer.
+PREFLIGHT_MAX_AGE = 600
 
 
 def cors_headers(request: HttpRequest) -> dict[str, str]:
@@ -28,3 +40,43 @@ def cors_headers(request: HttpRequest) -> dict[str, str]:
         "Access-Control-Allow-Credentials": "true",
         "Vary": "Origin",
     }
+
+
+def preflight_response(request: HttpRequest, methods: tuple[str, ...]) -> HttpResponse | None:
+    """The answer to a CORS preflight (``OPTIONS`` with ``Access-Control-Request-Method``), else None.
+
+    An allow-listed origin is told the methods and headers it may use; any other
+    origin gets an empty 204 without them, which the browser treats as a refusal.
+    """
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        return None
+    response = HttpResponse(status=204)
+    headers = cors_headers(request)
+    if "Access-Control-Allow-Origin" in headers:
+        headers["Access-Control-Allow-Methods"] = ", ".join(methods)
+        headers["Access-Control-Allow-Headers"] = ", ".join(ALLOWED_HEADERS)
+        headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def allow_preflight(*methods: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Answer CORS preflights for a view (sync or async) that accepts ``methods``."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        if iscoroutinefunction(view):
+
+            @wraps(view)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+                return preflight_response(request, methods) or await view(request, *args, **kwargs)
+
+            return markcoroutinefunction(async_wrapper)
+
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            return preflight_response(request, methods) or view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -7,6 +7,7 @@ can never accept what ``send_notification`` would refuse (an empty title, a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -163,7 +164,7 @@ class SendNotificationForm(forms.Form):
             raise ValidationError(_("No active user matches these recipients; nobody would be notified."))
         return cleaned
 
-    def save(self, actor: Any = None) -> list[Notification]:
+    def save(self, actor: Any = None) -> Sequence[Notification]:
         """Send the notification; return the created rows (one per user)."""
         if self.errors:
             raise ValueError("save() called on an invalid form")

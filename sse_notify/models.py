@@ -12,13 +12,15 @@ message the channel layer dropped.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, overload
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Value, When, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
@@ -32,6 +34,20 @@ if TYPE_CHECKING:
 
 # SQLite before 3.32 allowed 999 variables a statement; stay under it everywhere.
 CHUNK = 900
+#: Users per set-based send statement when the recipients are a list of ids (they
+#: travel as one array parameter, so no variable limit applies): 100,000 users are
+#: five statements, and one statement's RETURNING stays around a megabyte.
+SEND_CHUNK = 20_000
+
+#: The rows the unread count counts. Every count (``Inbox.unread``, ``recount_unread``,
+#: ``unread_count()``) uses this one definition.
+#: In-app off rows (``Notification.in_app``) are listed but not counted.
+COUNTED = Q(read_at__isnull=True, in_app=True)
+
+
+def counts_as_unread(notification: Notification) -> bool:
+    """Whether ``notification`` is one of the rows ``COUNTED`` selects (the same rule in Python)."""
+    return notification.read_at is None and bool(notification.in_app)
 
 
 def chunked(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -47,7 +63,14 @@ class Level(models.TextChoices):
 
 
 class Inbox(models.Model):
-    """Per-user state: the sequence counter (the lock that orders sends) and counts."""
+    """Per-user state: the sequence counter (the lock that orders sends) and counts.
+
+    ``unread`` is the one source of the unread count (stream, JSON endpoints,
+    badge). It stays exact because every path that adds rows, changes read
+    state or deletes rows first locks the users' inbox rows (in user-id order,
+    see :func:`lock_inboxes`), changes the rows, and then sets the count inside
+    the same transaction, while no other such path can touch those users.
+    """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -68,47 +91,131 @@ class Inbox(models.Model):
         return f"inbox of user {self.user_id}"
 
 
+def unread_of(user_id: int | None, using: str | None = None) -> tuple[int, int]:
+    """``(unread, last_seq)`` of one user, from their inbox row: one indexed read."""
+    if user_id is None:
+        return 0, 0
+    row = Inbox.objects.using(using).filter(user_id=user_id).values_list("unread", "last_seq").first()
+    return row or (0, 0)
+
+
+def lock_inboxes(users: Iterable[int] | models.QuerySet[Any], using: str) -> list[int]:
+    """Lock the inbox rows of ``users`` in user-id order; return the ids that have one.
+
+    ``users`` is ids, or a queryset yielding user ids (locked in one statement).
+    Must run inside a transaction. Sends, read-state changes, deletes and prunes
+    all lock here (or in the same order) before touching a user's rows, so they
+    never deadlock and never interleave on one user. On SQLite the database-wide
+    write lock plays this part.
+    """
+    inboxes = Inbox.objects.using(using).select_for_update().order_by("user_id")
+    if isinstance(users, models.QuerySet):
+        return list(inboxes.filter(user_id__in=users).values_list("user_id", flat=True))
+    locked: list[int] = []
+    for chunk in chunked(sorted(set(users))):
+        locked.extend(inboxes.filter(user_id__in=chunk).values_list("user_id", flat=True))
+    return locked
+
+
+class Kept:
+    """What :func:`counts_kept` locked (``users``) and, after the block, their counts."""
+
+    def __init__(self, users: list[int]) -> None:
+        self.users = users
+        self.counts: dict[int, int] = {}
+
+
+@contextmanager
+def counts_kept(users: Iterable[int] | models.QuerySet[Any], using: str) -> Iterator[Kept]:
+    """Lock ``users``' inboxes, let the caller change their rows, then set their counts.
+
+    The block must restrict its changes to ``kept.users``: a user without an
+    inbox row has no rows to change, and one not locked could be mid-send.
+    """
+    with transaction.atomic(using=using):
+        kept = Kept(lock_inboxes(users, using))
+        yield kept
+        if kept.users:
+            kept.counts = recount_unread(kept.users, using)
+
+
 def allocate_seqs(
     user_ids: Sequence[int],
     using: str,
     counts: Mapping[int, int] | None = None,
     unread_counts: Mapping[int, int] | None = None,
 ) -> dict[int, tuple[int, int]]:
-    """Reserve the next seq (or ``counts[user_id]`` seqs) for each user.
+    """Reserve the next seq (or ``counts[user_id]`` seqs) for each user, in one statement per chunk.
 
-    The unread count grows by the same number, or by ``unread_counts[user_id]``
-    when given (rows the user turned off in the app are not counted: see
-    ``Notification.in_app``). Return ``{user_id: (last seq reserved,
-    unread_after)}``; a user given ``n`` seqs owns ``last - n + 1 .. last``.
-    Must run inside the sending transaction:
-    the inbox rows stay locked until it commits, which is what makes per-user
-    commit order equal seq order. Rows are locked in user-id order so concurrent
-    multi-user sends cannot deadlock.
+    Return ``{user_id: (last seq reserved, unread_after)}``; a user given ``n``
+    seqs owns ``last - n + 1 .. last``. The unread count grows by the same number,
+    or by ``unread_counts[user_id]`` when given (rows that do not count, see
+    ``COUNTED``, are not counted). Must run inside the sending transaction: an
+    upsert creates missing inbox rows and takes each row's lock, in user-id order,
+    and holds it until commit, which is what makes per-user commit order equal seq
+    order (and a rollback gives the seqs back).
     """
+    connection = connections[using]
+    if not connection.features.can_return_columns_from_insert:
+        return _allocate_seqs_without_returning(user_ids, using, counts, unread_counts)
+    table = connection.ops.quote_name(Inbox._meta.db_table)
+    allocated: dict[int, tuple[int, int]] = {}
+    ids = sorted(set(user_ids))
+    for chunk in chunked(ids, SEND_CHUNK):
+        rows = [[uid, counts[uid] if counts else 1] for uid in chunk]
+        rows = [[uid, n, unread_counts.get(uid, 0) if unread_counts is not None else n] for uid, n in rows]
+        if connection.vendor == "postgresql":
+            source = "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS r(u, n, c)"
+            conflict = f"last_seq = {table}.last_seq + EXCLUDED.last_seq, unread = {table}.unread + EXCLUDED.unread"
+            params: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+        else:
+            source = (
+                "SELECT json_extract(value, '$[0]') AS u, json_extract(value, '$[1]') AS n, "
+                "json_extract(value, '$[2]') AS c FROM json_each(%s)"
+            )
+            conflict = "last_seq = last_seq + excluded.last_seq, unread = unread + excluded.unread"
+            params = [json.dumps(rows)]
+        sql = (
+            f"INSERT INTO {table} (user_id, last_seq, unread, pruned_seq) SELECT u, n, c, 0 FROM ({source}) AS r "
+            f"WHERE true ORDER BY u ON CONFLICT (user_id) DO UPDATE SET {conflict} RETURNING user_id, last_seq, unread"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for uid, seq, count in cursor.fetchall():
+                allocated[uid] = (seq, count)
+    return allocated
+
+
+def _allocate_seqs_without_returning(
+    user_ids: Sequence[int], using: str, counts: Mapping[int, int] | None, unread_counts: Mapping[int, int] | None
+) -> dict[int, tuple[int, int]]:
+    """:func:`allocate_seqs` for databases without ``RETURNING`` (SQLite before 3.35): four statements a chunk."""
     allocated: dict[int, tuple[int, int]] = {}
     inboxes = Inbox.objects.using(using)
     for chunk in chunked(sorted(set(user_ids))):
         # Starting with a write also takes SQLite's write lock up front.
         inboxes.bulk_create([Inbox(user_id=uid) for uid in chunk], ignore_conflicts=True)
-        list(inboxes.select_for_update().filter(user_id__in=chunk).order_by("user_id").values_list("pk"))
-        # One UPDATE per distinct count (usually one): 10,000 rows for one user cost one.
-        by_count: dict[tuple[int, int], list[int]] = {}
+        lock_inboxes(chunk, using)
+        by_step: dict[tuple[int, int], list[int]] = {}
         for uid in chunk:
             n = counts[uid] if counts else 1
-            by_count.setdefault((n, unread_counts.get(uid, 0) if unread_counts is not None else n), []).append(uid)
-        for (n, u), uids in by_count.items():
-            inboxes.filter(user_id__in=uids).update(last_seq=F("last_seq") + n, unread=F("unread") + u)
-        for uid, seq, unread in inboxes.filter(user_id__in=chunk).values_list("user_id", "last_seq", "unread"):
-            allocated[uid] = (seq, unread)
+            by_step.setdefault((n, unread_counts.get(uid, 0) if unread_counts is not None else n), []).append(uid)
+        for (n, c), uids in by_step.items():
+            inboxes.filter(user_id__in=uids).update(last_seq=F("last_seq") + n, unread=F("unread") + c)
+        for uid, seq, count in inboxes.filter(user_id__in=chunk).values_list("user_id", "last_seq", "unread"):
+            allocated[uid] = (seq, count)
     return allocated
 
 
 def recount_unread(user_ids: Iterable[int], using: str) -> dict[int, int]:
-    """Set each inbox's unread count from the notifications themselves; return them."""
+    """Set each inbox's unread count from the notifications themselves; return them.
+
+    Exact only under the inbox locks (see :func:`counts_kept`).
+    """
     ids = sorted(set(user_ids))
     unread = (
         Notification.objects.using(using)
-        .filter(recipient_id=OuterRef("user_id"), read_at__isnull=True, in_app=True)
+        .filter(COUNTED, recipient_id=OuterRef("user_id"))
         .order_by()
         .values("recipient_id")
         .annotate(n=Count("pk"))
@@ -120,6 +227,155 @@ def recount_unread(user_ids: Iterable[int], using: str) -> dict[int, int]:
         inboxes.update(unread=Coalesce(Subquery(unread), Value(0)))
         counts.update(inboxes.values_list("user_id", "unread"))
     return {uid: counts.get(uid, 0) for uid in ids}
+
+
+class SentNotifications(Sequence["Notification"]):
+    """The rows one send created: ``(pk, recipient_id, seq, unread_after)`` plus their shared content.
+
+    A send to 100,000 users returns this instead of 100,000 model instances;
+    a ``Notification`` is built only for the rows a caller looks at.
+    ``shared_content`` lets the publisher encode the content once per send.
+    """
+
+    def __init__(
+        self, values: dict[str, Any], rows: list[tuple[int, int, int, int]], using: str, extra: dict[int, Any]
+    ) -> None:
+        self.values, self.rows, self.using, self.extra = values, rows, using, extra
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Notification: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Notification]: ...
+    def __getitem__(self, index: int | slice) -> Notification | list[Notification]:
+        if isinstance(index, slice):
+            return [self._build(row) for row in self.rows[index]]
+        return self._build(self.rows[index])
+
+    def __iter__(self) -> Iterator[Notification]:
+        return (self._build(row) for row in self.rows)
+
+    def __repr__(self) -> str:
+        return f"<SentNotifications: {len(self.rows)} rows>"
+
+    # Used like the list it replaces: ``send(...) + send(...)``, ``== []``.
+    def __add__(self, other: Iterable[Notification]) -> list[Notification]:
+        return [*self, *other]
+
+    def __radd__(self, other: Iterable[Notification]) -> list[Notification]:
+        return [*other, *self]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, SentNotifications)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _build(self, row: tuple[int, int, int, int]) -> Notification:
+        pk, uid, seq, unread = row
+        n = Notification(pk=pk, recipient_id=uid, seq=seq, **{**self.values, **self.extra.get(uid, {})})
+        n._state.adding, n._state.db = False, self.using
+        n._unread_after = unread  # type: ignore[attr-defined]
+        return n
+
+    @property
+    def shared_content(self) -> list[tuple[dict[str, Any], list[list[int]]]]:
+        """``[(common fields, [[user, pk, seq, unread], ...]), ...]``: one group per distinct content."""
+        groups: dict[Any, tuple[dict[str, Any], list[list[int]]]] = {}
+        for pk, uid, seq, unread in self.rows:
+            extra = self.extra.get(uid)
+            key = json.dumps(extra, sort_keys=True, cls=DjangoJSONEncoder) if extra else ""
+            if key not in groups:
+                template = Notification(**{**self.values, **(extra or {})})
+                groups[key] = (template.common_fields(), [])
+            groups[key][1].append([uid, pk, seq, unread])
+        return list(groups.values())
+
+
+def _send_sql(
+    connection: Any, users: tuple[str, list[Any]], values: dict[str, Any], overrides: dict[int, dict[str, Any]]
+) -> tuple[list[str], list[list[Any]]]:
+    """The statements that send one notification (``values``) to each user of ``users``.
+
+    ``users`` is SQL selecting a column ``uid`` (distinct user ids) and its params;
+    ``overrides`` gives some users other values for some columns. Every concrete
+    field of ``Notification`` is written: a column added later is picked up here
+    without an edit (from ``values``, else the field's default).
+    """
+    qn = connection.ops.quote_name
+    pg = connection.vendor == "postgresql"
+    inbox, table = qn(Inbox._meta.db_table), qn(Notification._meta.db_table)
+    template = Notification(**values)
+    counted = int(counts_as_unread(template))
+    override_fields = sorted({name for extra in overrides.values() for name in extra})
+    fields = [
+        f for f in Notification._meta.concrete_fields if not f.primary_key and f.attname not in ("recipient_id", "seq")
+    ]
+    columns = [qn(f.column) for f in fields]
+    select: list[str] = []
+    params: list[Any] = []
+    for f in fields:
+        value = f.get_db_prep_save(getattr(template, f.attname), connection)
+        if f.attname in override_fields:
+            select.append(f"CASE WHEN o.uid IS NULL THEN %s ELSE o.{qn('c_' + f.attname)} END")
+        else:
+            select.append("%s")
+        params.append(value)
+    override_json = json.dumps(
+        [
+            {
+                "uid": uid,
+                "inc": int(counts_as_unread(Notification(**{**values, **extra}))),
+                **{f"c_{k}": v for k, v in extra.items()},
+            }
+            for uid, extra in overrides.items()
+        ],
+        cls=DjangoJSONEncoder,
+    )
+    if pg:
+        typed = ", ".join(
+            f"{qn('c_' + f.attname)} {f.db_type(connection)}" for f in fields if f.attname in override_fields
+        )
+        o = f"jsonb_to_recordset(%s::jsonb) AS o(uid bigint, inc integer{', ' + typed if typed else ''})"
+    else:
+        picks = "".join(
+            f", json_extract(value, '$.{'c_' + f.attname}') AS {qn('c_' + f.attname)}"
+            for f in fields
+            if f.attname in override_fields
+        )
+        o = f"(SELECT json_extract(value, '$.uid') AS uid, json_extract(value, '$.inc') AS inc{picks} FROM json_each(%s)) AS o"
+    users_sql, users_params = users
+    new_inbox = (
+        f"INSERT INTO {inbox} (user_id, last_seq, unread, pruned_seq) "
+        f"SELECT u.uid, 1, COALESCE(o.inc, %s), 0 FROM ({users_sql}) AS u LEFT JOIN {o} ON o.uid = u.uid "
+        f"WHERE true ORDER BY u.uid ON CONFLICT (user_id) DO UPDATE SET "
+    )
+    inbox_params = [*users_params, override_json]
+    rows_select = f"SELECT s.user_id, s.last_seq, {', '.join(select)} FROM s LEFT JOIN {o} ON o.uid = s.user_id"
+    insert = f"INSERT INTO {table} ({qn('recipient_id')}, {qn('seq')}, {', '.join(columns)}) "
+    if pg:
+        sql = (
+            f"WITH s AS ({new_inbox}last_seq = {inbox}.last_seq + 1, unread = {inbox}.unread + EXCLUDED.unread "
+            f"RETURNING user_id, last_seq, unread), "
+            f"c AS ({insert}{rows_select} RETURNING {qn(Notification._meta.pk.column)}, recipient_id, seq) "
+            f"SELECT c.id, c.recipient_id, c.seq, s.unread FROM c JOIN s ON s.user_id = c.recipient_id"
+        )
+        return [sql], [[counted, *inbox_params, *params, override_json]]
+    # SQLite has no writing CTEs: allocate (RETURNING the counts), then insert from the inbox rows.
+    allocate = (
+        f"{new_inbox}last_seq = last_seq + 1, unread = unread + excluded.unread RETURNING user_id, last_seq, unread"
+    )
+    rows_select = (
+        rows_select.replace("FROM s LEFT JOIN", f"FROM {inbox} AS s LEFT JOIN", 1)
+        + f" WHERE s.user_id IN (SELECT uid FROM ({users_sql}))"
+    )
+    return [allocate, f"{insert}{rows_select} RETURNING {qn(Notification._meta.pk.column)}, recipient_id, seq"], [
+        [counted, *inbox_params],
+        [*params, override_json, *users_params],
+    ]
 
 
 class NotificationQuerySet(models.QuerySet["Notification"]):
@@ -135,8 +391,8 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         return self.filter(read_at__isnull=False)
 
     def unread_count(self) -> int:
-        """What the badge shows: unread rows the recipient sees in the app (``in_app``)."""
-        return self.unread().filter(in_app=True).count()
+        """How many of these rows the badge counts (a COUNT; one user's total is ``Inbox.unread``)."""
+        return self.filter(COUNTED).count()
 
     def after(self, seq: int) -> NotificationQuerySet:
         """What a client resuming from ``seq`` has not seen (the replay query)."""
@@ -176,47 +432,80 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
             group_key=notification.group_key,
         )
 
-    def mark_read(self) -> int:
-        """Mark every unread notification here read in one UPDATE; return how many.
+    # -- sending -------------------------------------------------------------------------------
 
-        Recipients' other tabs and devices are told after commit.
+    def send(
+        self,
+        users: Sequence[int] | models.QuerySet[Any],
+        values: Mapping[str, Any],
+        overrides: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> SentNotifications:
+        """Create one notification with ``values`` for each user, set-based; publish after commit.
+
+        ``users`` is distinct user ids, or a queryset of users (then the
+        recipients are selected inside the database: a send to everyone never
+        brings the user list into Python). ``overrides`` gives some users their
+        own value for some fields (e.g. a preference resolved at send time).
+        PostgreSQL: one statement per ``SEND_CHUNK`` users allocates the seqs
+        (upsert on the inbox, row locks in user-id order, held to commit) and
+        inserts the rows, returning what the publisher needs. SQLite: two.
+        Values are not validated here; ``send_notification`` does that.
         """
-        return self._set_read(timezone.now())
+        from . import preferences, publish
 
-    def mark_unread(self) -> int:
-        return self._set_read(None)
-
-    def _set_read(self, when: Any) -> int:
-        from . import publish
-
-        target = self.filter(read_at__isnull=True) if when else self.filter(read_at__isnull=False)
         using = self.db
-        with transaction.atomic(using=using):
-            pairs = list(target.order_by().values_list("recipient_id", "pk"))
-            if not pairs:
-                return 0
-            changed = 0
-            for chunk in chunked([pk for _, pk in pairs]):
-                changed += Notification.objects.using(using).filter(pk__in=chunk).update(read_at=when)
-            by_user: dict[int, list[int]] = {}
-            for uid, pk in pairs:
-                by_user.setdefault(uid, []).append(pk)
-            counts = recount_unread(by_user, using)
-            transaction.on_commit(
-                lambda: publish.publish_read(
-                    {uid: (counts[uid], ids) for uid, ids in by_user.items()}, read=when is not None
-                ),
-                using=using,
-                robust=True,
-            )
-        return changed
+        connection = connections[using]
+        # Each recipient's in-app and desktop choice for the category, fixed now (as bulk_create does).
+        defaults, chosen = preferences.resolve_for_send(users, values.get("category", DEFAULT_CATEGORY), using)
+        values = {**defaults, **values}
+        extra = {uid: dict(mine) for uid, mine in chosen.items()}
+        for uid, mine in (overrides or {}).items():
+            extra.setdefault(uid, {}).update(mine)
+        extra = {uid: mine for uid, mine in extra.items() if mine}
+        if not connection.features.can_return_columns_from_insert:  # SQLite before 3.35
+            if isinstance(users, models.QuerySet):
+                users = sorted(set(users.values_list("pk", flat=True)))
+            objs = [Notification(recipient_id=uid, **{**values, **extra.get(uid, {})}) for uid in sorted(set(users))]
+            made = self.bulk_create(objs, batch_size=500)
+            made_rows = [(n.pk, n.recipient_id, n.seq, getattr(n, "_unread_after", 0)) for n in made]
+            return SentNotifications(dict(values), made_rows, using, extra)
+        if isinstance(users, models.QuerySet):
+            sql, params = users.order_by().values(uid=F("pk")).distinct().query.get_compiler(using).as_sql()
+            sources = [(sql, list(params))]
+        else:
+            ids = sorted(set(users))
+            if connection.vendor == "postgresql":
+                sources = [("SELECT unnest(%s::bigint[]) AS uid", [list(chunk)]) for chunk in chunked(ids, SEND_CHUNK)]
+            else:
+                sources = [
+                    ("SELECT value AS uid FROM json_each(%s)", [json.dumps(list(chunk))])
+                    for chunk in chunked(ids, SEND_CHUNK)
+                ]
+        rows: list[tuple[int, int, int, int]] = []
+        with transaction.atomic(using=using, savepoint=False):
+            for source in sources:
+                statements, all_params = _send_sql(connection, source, dict(values), extra)
+                with connection.cursor() as cursor:
+                    if len(statements) == 1:
+                        cursor.execute(statements[0], all_params[0])
+                        rows.extend(cursor.fetchall())
+                    else:
+                        cursor.execute(statements[0], all_params[0])
+                        unread = {uid: count for uid, _seq, count in cursor.fetchall()}
+                        cursor.execute(statements[1], all_params[1])
+                        rows.extend((pk, uid, seq, unread[uid]) for pk, uid, seq in cursor.fetchall())
+            rows.sort(key=lambda row: row[1])
+            sent = SentNotifications(dict(values), rows, using, extra)
+            if rows:
+                transaction.on_commit(lambda: publish.publish_created(sent), using=using, robust=True)
+        return sent
 
     def bulk_create(self, objs: Iterable[Notification], *args: Any, **kwargs: Any) -> list[Notification]:
         """Create notifications the one correct way: seq allocated, published after commit.
 
-        Every path that creates notifications (``send_notification``, the signal,
+        Every path that creates notifications of arbitrary content (the signal,
         the admin, direct use of the manager) comes through here, so none can
-        skip the cursor or the push. ``post_save`` is not involved.
+        skip the cursor, the unread count or the push. ``post_save`` is not involved.
         """
         from . import preferences, publish
 
@@ -229,24 +518,115 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
             # Each recipient's in-app and desktop choice for the category, fixed now:
             # streams then need no preference lookup per event.
             preferences.apply_to(need, using)
+            preset = {o.recipient_id for o in objs if o.seq}
             # One seq per notification: a user named twice gets two consecutive seqs,
             # in the order of ``objs``; one allocation for all of them.
             counts = Counter(o.recipient_id for o in need)
             if counts:
-                loud = Counter(o.recipient_id for o in need if o.in_app and o.read_at is None)
-                last = allocate_seqs(list(counts), using, counts, loud)
+                loud = Counter(o.recipient_id for o in need if counts_as_unread(o))
+                last = allocate_seqs(list(counts), using, counts, {uid: loud[uid] for uid in counts})
                 next_seq = {uid: seq - counts[uid] + 1 for uid, (seq, _) in last.items()}
-                unread_now = {uid: unread - loud[uid] for uid, (_, unread) in last.items()}
+                next_unread = {uid: unread - loud[uid] for uid, (_, unread) in last.items()}
                 for obj in need:
                     uid = obj.recipient_id
                     obj.seq = next_seq[uid]
-                    if obj.in_app and obj.read_at is None:
-                        unread_now[uid] += 1
-                    obj._unread_after = unread_now[uid]  # type: ignore[attr-defined]
                     next_seq[uid] += 1
-            created = super().bulk_create(objs, *args, **kwargs)
+                    next_unread[uid] += int(counts_as_unread(obj))
+                    obj._unread_after = next_unread[uid]  # type: ignore[attr-defined]
+            if preset:
+                # Rows that bring their own seq (fixtures, copies): count them under the lock.
+                with counts_kept(preset, using):
+                    created = super().bulk_create(objs, *args, **kwargs)
+            else:
+                created = super().bulk_create(objs, *args, **kwargs)
             transaction.on_commit(lambda: publish.publish_created(created), using=using, robust=True)
         return created
+
+    # -- read state and deletion: every path keeps Inbox.unread exact ------------------------
+
+    def mark_read(self) -> int:
+        """Mark every unread notification here read; return how many.
+
+        Recipients' other tabs and devices are told after commit, with the ids.
+        """
+        return self._set_read(timezone.now())
+
+    def mark_all_read(self) -> int:
+        """:meth:`mark_read` for "mark all read": a user left with nothing unread is told
+        ``ids: null`` (all), as the protocol documents, not thousands of ids."""
+        return self._set_read(timezone.now(), everything=True)
+
+    def mark_unread(self) -> int:
+        return self._set_read(None)
+
+    def _set_read(self, when: Any, everything: bool = False) -> int:
+        from . import publish
+
+        target = self.filter(read_at__isnull=True) if when else self.filter(read_at__isnull=False)
+        using = self.db
+        by_user: dict[int, list[int]] = {}
+        changed = 0
+        with counts_kept(target.values("recipient_id"), using) as kept:
+            for chunk in chunked(kept.users):
+                mine = target.filter(recipient_id__in=chunk)
+                for uid, pk in mine.order_by().values_list("recipient_id", "pk"):
+                    by_user.setdefault(uid, []).append(pk)
+                changed += models.QuerySet.update(mine, read_at=when)
+        if not by_user:
+            return 0
+        counts = kept.counts
+
+        def tell() -> None:
+            publish.publish_read(
+                {uid: (counts[uid], None if everything and counts[uid] == 0 else ids) for uid, ids in by_user.items()},
+                read=when is not None,
+            )
+
+        transaction.on_commit(tell, using=using, robust=True)
+        return changed
+
+    def update(self, **kwargs: Any) -> int:
+        """``QuerySet.update()``; a change that can move unread counts keeps them exact."""
+        if not COUNT_FIELDS.intersection(kwargs):
+            return super().update(**kwargs)
+        using = self.db
+        users: Any = self.values("recipient_id")
+        with counts_kept(users, using) as kept:
+            new_owner = kwargs.get("recipient_id", kwargs.get("recipient"))
+            if new_owner is not None:
+                lock_inboxes([getattr(new_owner, "pk", new_owner)], using)
+            changed = 0
+            for chunk in chunked(kept.users):
+                changed += super(NotificationQuerySet, self.filter(recipient_id__in=chunk)).update(**kwargs)
+            if new_owner is not None:
+                recount_unread([getattr(new_owner, "pk", new_owner)], using)
+            return changed
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_update(self, objs: Iterable[Notification], fields: Iterable[str], batch_size: int | None = None) -> int:
+        objs, fields = list(objs), list(fields)
+        if not COUNT_FIELDS.intersection(fields):
+            return super().bulk_update(objs, fields, batch_size)
+        with counts_kept({o.recipient_id for o in objs}, self.db):
+            return super().bulk_update(objs, fields, batch_size)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Delete in one statement per chunk of users, counts kept (not one recount per row)."""
+        using = self.db
+        total, per_model = 0, Counter[str]()
+        with counts_kept(self.values("recipient_id"), using) as kept:
+            for chunk in chunked(kept.users):
+                n, by_model = super(NotificationQuerySet, self.filter(recipient_id__in=chunk)).delete()
+                total += n
+                per_model.update(by_model)
+        return total, dict(per_model)
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+
+#: Fields whose change can move a user's unread count (see ``COUNTED``).
+COUNT_FIELDS = frozenset({"read_at", "in_app", "recipient", "recipient_id"})
 
 
 class NotificationManager(models.Manager.from_queryset(NotificationQuerySet)):  # type: ignore[misc]
@@ -361,14 +741,34 @@ class Notification(models.Model):
         return self.title
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        using = kwargs.get("using") or router.db_for_write(Notification, instance=self)
         if self._state.adding and not self.seq:
             # A new row made with save() (e.g. the admin's add form) takes the same
             # path as a bulk send: seq under lock, publish after commit.
-            using = kwargs.get("using") or router.db_for_write(Notification, instance=self)
             Notification.objects.using(using).bulk_create([self])
             self._state.adding = False
             return
-        super().save(*args, **kwargs)
+        fields = kwargs.get("update_fields")
+        if fields is not None and not COUNT_FIELDS.intersection(fields):
+            super().save(*args, **kwargs)
+            return
+        # The row may change its read state (or be loaded stale): count under the lock.
+        users = {self.recipient_id}
+        if not self._state.adding and self.pk is not None:
+            users.update(
+                Notification._base_manager.using(using).filter(pk=self.pk).values_list("recipient_id", flat=True)
+            )
+        with counts_kept(users, using):
+            super().save(*args, **kwargs)
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, using: str | None = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
+        using = using or router.db_for_write(Notification, instance=self)
+        with counts_kept([self.recipient_id], using):
+            return super().delete(using=using, keep_parents=keep_parents)
+
+    delete.alters_data = True  # type: ignore[attr-defined]
 
     @property
     def is_read(self) -> bool:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import router, transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 
 from .categories import EMAIL_MODES, Category, EmailMode, get_categories, get_category
@@ -42,6 +43,7 @@ __all__ = [
     "apply_to",
     "email_modes",
     "preferences_url",
+    "resolve_for_send",
     "set_preference",
     "set_preferences",
     "user_preferences",
@@ -140,6 +142,41 @@ def apply_to(notifications: Sequence[Notification], using: str | None = None) ->
             in_app, desktop = overrides.get(n.recipient_id, (None, None))
             n.in_app = category.in_app if in_app is None else in_app
             n.desktop = category.desktop if desktop is None else desktop
+
+
+def resolve_for_send(
+    users: Sequence[int] | QuerySet[Any], category: str, using: str | None = None
+) -> tuple[dict[str, bool], dict[int, dict[str, bool]]]:
+    """For a set-based send: the category's ``in_app``/``desktop``, and the users who chose otherwise.
+
+    ``users`` is ids or a queryset of users (then one query with a subquery, so a
+    send to everyone never lists everyone). Only users with a stored choice are
+    returned, so the result stays as small as the preferences table.
+    """
+    cat = get_category(category)
+    defaults = {"in_app": cat.in_app, "desktop": cat.desktop}
+    overrides: dict[int, dict[str, bool]] = {}
+    if cat.required:
+        return defaults, overrides
+    rows = (Preference.objects.using(using) if using else Preference.objects).filter(category=category)
+    rows = rows.exclude(in_app=None, desktop=None)
+    if isinstance(users, QuerySet):
+        rows = rows.filter(user_id__in=users.values("pk"))
+        wanted = None
+    elif len(users) <= CHUNK:
+        rows = rows.filter(user_id__in=list(users))
+        wanted = None
+    else:  # many ids: the category's stored choices are fewer than the ids; one query, filtered here
+        wanted = set(users)
+    for uid, in_app, desktop in rows.values_list("user_id", "in_app", "desktop"):
+        if wanted is None or uid in wanted:
+            mine = {
+                "in_app": defaults["in_app"] if in_app is None else in_app,
+                "desktop": defaults["desktop"] if desktop is None else desktop,
+            }
+            if mine != defaults:
+                overrides[uid] = mine
+    return defaults, overrides
 
 
 def _clean_changes(category: Category, changes: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
@@ -65,6 +65,9 @@ def get_layer() -> Any:
 
 def deliver_messages(notifications: Iterable[Notification]) -> list[dict[str, Any]]:
     """Group notifications by their shared content: one message per distinct send."""
+    shared = getattr(notifications, "shared_content", None)
+    if shared is not None:  # one set-based send (models.SentNotifications): content encoded once, not per row
+        return [{"type": DELIVER, "common": encode_common(common), "items": items} for common, items in shared]
     by_common: dict[str, list[list[int]]] = {}
     for n in notifications:
         common = encode_common(n.common_fields())
@@ -136,7 +139,7 @@ def created_sends(notifications: Iterable[Notification]) -> list[tuple[str, dict
     return sends
 
 
-def publish_created(notifications: list[Notification]) -> None:
+def publish_created(notifications: Sequence[Notification]) -> None:
     """Called on commit: wake the recipients' streams, then tell integrators."""
     from .signals import notification_sent
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import EmptyPage, Paginator
+from django.db import DatabaseError
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -25,20 +26,35 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from . import db
 from .conf import app_settings
 from .cors import cors_headers
-from .models import Inbox, Level, Notification, NotificationQuerySet, attach_group_items
+from .models import Level, Notification, NotificationQuerySet, attach_group_items, unread_of
 
 
 def _json_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """403 JSON for anonymous users; 503 JSON with ``Retry-After`` while the database is down.
+
+    An outage is logged once per interval (``db.log_error``), as the stream does,
+    instead of one traceback per request from every open tab.
+    """
+
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            response: HttpResponse = JsonResponse(
-                {"error": "not_authenticated", "detail": "Sign in to see notifications."}, status=403
+        try:
+            if not request.user.is_authenticated:
+                response: HttpResponse = JsonResponse(
+                    {"error": "not_authenticated", "detail": "Sign in to see notifications."}, status=403
+                )
+            else:
+                response = view(request, *args, **kwargs)
+        except DatabaseError as exc:
+            db.log_error("notifications endpoint", exc)
+            response = JsonResponse(
+                {"error": "unavailable", "detail": "Notifications are unavailable for a moment; retry."},
+                status=503,
+                headers={"Retry-After": str(max(1, int(app_settings.RETRY_MS) // 1000))},
             )
-        else:
-            response = view(request, *args, **kwargs)
         for name, value in cors_headers(request).items():
             response[name] = value
         return response
@@ -72,7 +88,12 @@ def cursor_of(user: Any) -> int:
     """The user's current resume cursor (rendered into pages for the first connect)."""
     if not user.is_authenticated:
         return 0
-    return Inbox.objects.filter(user_id=user.pk).values_list("last_seq", flat=True).first() or 0
+    return unread_of(user.pk)[1]
+
+
+def _unread(request: HttpRequest) -> int:
+    """The badge's count: ``Inbox.unread``, the same number the stream sends."""
+    return unread_of(request.user.pk)[0]
 
 
 def _page(request: HttpRequest, qs: NotificationQuerySet | None = None) -> tuple[Any, Paginator]:
@@ -107,8 +128,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
             "results": [n.to_dict() for n in page.object_list],
             "page": page.number,
             "pages": paginator.num_pages,
-            "unread": Notification.objects.for_user(request.user).unread_count(),
-            "cursor": cursor_of(request.user),
+            **dict(zip(("unread", "cursor"), unread_of(request.user.pk), strict=True)),
         }
     )
 
@@ -116,9 +136,8 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @_json_login_required
 def unread_count(request: HttpRequest) -> HttpResponse:
-    return JsonResponse(
-        {"unread": Notification.objects.for_user(request.user).unread_count(), "cursor": cursor_of(request.user)}
-    )
+    unread, cursor = unread_of(request.user.pk)
+    return JsonResponse({"unread": unread, "cursor": cursor})
 
 
 @require_POST
@@ -130,7 +149,7 @@ def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
     if not mine.exists():
         return JsonResponse({"error": "not_found", "detail": "No such notification."}, status=404)
     mine.mark_read()
-    return JsonResponse({"id": pk, "read": True, "unread": Notification.objects.for_user(request.user).unread_count()})
+    return JsonResponse({"id": pk, "read": True, "unread": _unread(request)})
 
 
 @require_POST
@@ -142,7 +161,7 @@ def mark_unread(request: HttpRequest, pk: int) -> HttpResponse:
     if not mine.exists():
         return JsonResponse({"error": "not_found", "detail": "No such notification."}, status=404)
     mine.mark_unread()
-    return JsonResponse({"id": pk, "read": False, "unread": Notification.objects.for_user(request.user).unread_count()})
+    return JsonResponse({"id": pk, "read": False, "unread": _unread(request)})
 
 
 @require_POST
@@ -155,14 +174,14 @@ def mark_group_read(request: HttpRequest, pk: int) -> HttpResponse:
     if entry is None:
         return JsonResponse({"error": "not_found", "detail": "No such notification."}, status=404)
     marked = mine.group_of(entry).mark_read()
-    return JsonResponse({"id": pk, "marked": marked, "read": True, "unread": mine.unread_count()})
+    return JsonResponse({"id": pk, "marked": marked, "read": True, "unread": _unread(request)})
 
 
 @require_POST
 @_json_login_required
 @_json_csrf_protect
 def mark_all_read(request: HttpRequest) -> HttpResponse:
-    marked = Notification.objects.for_user(request.user).mark_read()
+    marked = Notification.objects.for_user(request.user).mark_all_read()
     return JsonResponse({"marked": marked, "unread": 0})
 
 
@@ -216,7 +235,7 @@ def _inbox_post(request: HttpRequest) -> HttpResponse:
     if "all" in request.POST:
         ids = None
         read = True
-        mine.mark_read()
+        mine.mark_all_read()
     else:
         raw = request.POST.getlist("id")
         if not raw and "action" not in request.POST:
@@ -241,7 +260,7 @@ def _inbox_post(request: HttpRequest) -> HttpResponse:
         elif ids:
             chosen.mark_unread()
     if _wants_json(request):
-        return JsonResponse({"ids": ids, "read": read, "unread": mine.unread_count()})
+        return JsonResponse({"ids": ids, "read": read, "unread": _unread(request)})
     return _back(request, here)
 
 
@@ -263,7 +282,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         {
             "page": page,
             "notifications": page.object_list,
-            "unread": Notification.objects.for_user(request.user).unread_count(),
+            "unread": _unread(request),
             "filters": filters,
             "filter_query": _query(filters),
             "states": _filter_links(filters, "state", [("all", _("All")), ("unread", _("Unread"))]),

@@ -34,6 +34,7 @@ from django.utils.translation import gettext
 from .. import links
 from ..conf import app_settings
 from ..models import Notification, attach_group_items
+from ..models import unread_of as unread_of_user
 from ..views import cursor_of
 
 register = template.Library()
@@ -146,7 +147,7 @@ def unread_of(user: Any, request: HttpRequest | None = None) -> int:
     cached = getattr(request, "_sse_notify_unread", None)
     if cached is not None and cached[0] == user.pk:
         return int(cached[1])
-    count = Notification.objects.for_user(user).unread_count()
+    count = unread_of_user(user.pk)[0] if user.is_authenticated else 0
     if request is not None:
         request._sse_notify_unread = (user.pk, count)  # type: ignore[attr-defined]
     return count

@@ -1,0 +1,106 @@
+"""Set-based sends: N rows with per-user seqs in a few statements, whatever N.
+
+A send to everyone selects the users inside the database; the publish after
+commit still carries every recipient's (pk, seq, unread after) from RETURNING.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import channel_layers, get_channel_layer
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from sse_notify.api import EVERYONE, send_notification
+from sse_notify.models import Inbox, Notification
+from sse_notify.publish import BROADCAST_GROUP, DELIVER
+
+User = get_user_model()
+
+
+def make_users(n: int, prefix: str = "s") -> list[int]:
+    User.objects.bulk_create([User(username=f"{prefix}{i}") for i in range(n)])
+    return list(User.objects.filter(username__startswith=prefix).order_by("pk").values_list("pk", flat=True))
+
+
+def writes(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+
+
+@pytest.mark.django_db
+def test_send_to_everyone_is_a_constant_number_of_statements(django_assert_max_num_queries: Any) -> None:
+    make_users(3000)
+    send_notification(User.objects.filter(username="s1"), "first")  # an inbox exists already for one user
+    # One preferences query, then (PostgreSQL) one statement that selects the users,
+    # allocates the seqs and inserts the rows; SQLite: two. Plus the savepoint pair of the
+    # test's transaction. On 0b730f8: 25 on PostgreSQL for these 3,000 users, growing with them.
+    with django_assert_max_num_queries(5), CaptureQueriesContext(connection) as queries:
+        sent = send_notification(EVERYONE, "to all")
+    assert len(writes(queries)) <= 3
+    assert not any("auth_user" in q and "INSERT" not in q for q in writes(queries)[1:]), "users came to Python"
+    assert len(sent) == 3000
+    assert Notification.objects.count() == 3001
+    by_user = dict(Inbox.objects.values_list("user_id", "last_seq"))
+    assert sorted(set(by_user.values())) == [1, 2]
+    assert {n.recipient_id: n.seq for n in sent} == by_user
+    assert set(Inbox.objects.values_list("unread", flat=True)) == {1, 2}
+
+
+@pytest.mark.django_db
+def test_send_to_a_list_of_users_is_one_statement_per_chunk(django_assert_max_num_queries: Any) -> None:
+    users = make_users(3000)
+    with django_assert_max_num_queries(5):
+        sent = send_notification(User.objects.filter(pk__in=users[:10]), "few")
+    everyone = list(User.objects.filter(pk__in=users))
+    with django_assert_max_num_queries(5):
+        sent = send_notification(everyone, "many")  # resolved in Python: one array parameter
+    assert [(n.recipient_id, n.seq) for n in sent[:2]] == [(users[0], 2), (users[1], 2)]
+    assert len(sent) == 3000 and sent[-1].seq == 1
+
+
+@pytest.mark.django_db
+def test_every_column_is_written_and_rows_read_back_equal(make_user: Any) -> None:
+    alice, actor = make_user("alice"), make_user("actor")
+    (sent,) = send_notification(
+        alice, "t", body="b", level="warning", url="/x/", data={"k": [1, "é"]}, actor=actor, group_key="g"
+    )
+    stored = Notification.objects.get(pk=sent.pk)
+    for field in Notification._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(sent, field.attname), field.name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_publish_carries_pk_seq_and_unread_of_every_recipient() -> None:
+    users = make_users(40)
+    send_notification(User.objects.filter(pk__in=users[:5]), "earlier")
+    channel_layers.backends.clear()
+    try:
+        layer = get_channel_layer()
+        channel = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(BROADCAST_GROUP, channel)
+        sent = send_notification(EVERYONE, "to all", data={"x": 1})
+        message = async_to_sync(layer.receive)(channel)
+    finally:
+        channel_layers.backends.clear()
+    assert message["type"] == DELIVER
+    rows = {n.recipient_id: n for n in Notification.objects.filter(title="to all")}
+    expected = sorted([uid, rows[uid].pk, rows[uid].seq, 2 if uid in users[:5] else 1] for uid in users)
+    assert sorted(message["items"]) == expected
+    assert '"title":"to all"' in message["common"]
+    assert sorted([n.recipient_id, n.pk, n.seq, n._unread_after] for n in sent) == expected  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_send_to_everyone_gives_every_seq_back() -> None:
+    make_users(50)
+    send_notification(EVERYONE, "kept")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        send_notification(EVERYONE, "rolled back")
+        raise RuntimeError
+    send_notification(EVERYONE, "next")
+    assert set(Notification.objects.filter(title="next").values_list("seq", flat=True)) == {2}
+    assert set(Inbox.objects.values_list("last_seq", "unread")) == {(2, 2)}
