@@ -122,6 +122,10 @@ def test_the_open_list_stays_inside_the_viewport_wherever_the_bell_is(
         assert (box["x"], box["width"]) == (0, PHONE["width"])
         assert box["y"] >= bell(page).bounding_box()["y"] + bell(page).bounding_box()["height"]
         assert box["y"] + box["height"] <= PHONE["height"] + 0.5
+        # Toasts do not cover the sheet while it is open, and come back after.
+        expect(page.locator(".sse-notify-toast").first).to_be_hidden()
+        page.keyboard.press("Escape")
+        expect(page.locator(".sse-notify-toast").first).to_be_visible()
     else:
         assert box["width"] > 300  # not squeezed into a sliver
 
