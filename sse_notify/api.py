@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, router, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .categories import DEFAULT_CATEGORY, get_category
 from .conf import app_settings
@@ -58,18 +59,21 @@ def validate_category(category: Any, group_key: Any) -> str:
     errors: dict[str, Any] = {}
     slug = DEFAULT_CATEGORY if category is None else category
     if not isinstance(slug, str):
-        errors["category"] = f"Category must be a string slug, not {type(slug).__name__}."
+        errors["category"] = _("Category must be a string slug, not %(type)s.") % {"type": type(slug).__name__}
     else:
         try:
             get_category(slug)
         except ValidationError as exc:
             errors.update(exc.message_dict)
     if not isinstance(group_key, str):
-        errors["group_key"] = f"Group key must be a string, not {type(group_key).__name__}."
+        errors["group_key"] = _("Group key must be a string, not %(type)s.") % {"type": type(group_key).__name__}
     elif len(group_key) > GROUP_KEY_MAX_LENGTH:
-        errors["group_key"] = f"Group key is {len(group_key)} characters long; the limit is {GROUP_KEY_MAX_LENGTH}."
+        errors["group_key"] = _("Group key is %(length)d characters long; the limit is %(limit)d.") % {
+            "length": len(group_key),
+            "limit": GROUP_KEY_MAX_LENGTH,
+        }
     elif problem := text_problem(group_key):
-        errors["group_key"] = f"Group key {problem}"
+        errors["group_key"] = _("Group key %(problem)s") % {"problem": problem}
     if errors:
         raise ValidationError(errors)
     return str(slug)
@@ -91,14 +95,14 @@ def text_problem(value: str) -> str | None:
     the same rule for their own text fields.
     """
     if "\x00" in value:
-        return "contains a NUL character (U+0000), which databases cannot store."
+        return _("contains a NUL character (U+0000), which databases cannot store.")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        return (
-            f"contains a lone surrogate (U+{ord(value[exc.start]):04X} at position {exc.start}), "
+        return _(
+            "contains a lone surrogate (U+%(code)04X at position %(position)d), "
             "which is not valid Unicode and cannot be encoded as UTF-8."
-        )
+        ) % {"code": ord(value[exc.start]), "position": exc.start}
     return None
 
 
@@ -114,10 +118,10 @@ def data_problem(data: Any) -> str | None:
         if isinstance(value, str):
             problem = text_problem(value)
             if problem:
-                return f"Data {problem}"
+                return _("Data %(problem)s") % {"problem": problem}
         elif isinstance(value, (dict, list, tuple)):
             if depth >= DATA_MAX_DEPTH:
-                return f"Data is nested more than {DATA_MAX_DEPTH} levels deep."
+                return _("Data is nested more than %(limit)d levels deep.") % {"limit": DATA_MAX_DEPTH}
             if isinstance(value, dict):
                 stack.extend((key, depth) for key in value)
                 stack.extend((item, depth + 1) for item in value.values())
@@ -129,33 +133,43 @@ def data_problem(data: Any) -> str | None:
         # What the stream sends (objects the encoder turned into text included) must be UTF-8.
         json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        return "Data contains a lone surrogate, which is not valid Unicode and cannot be encoded as UTF-8."
+        return _("Data contains a lone surrogate, which is not valid Unicode and cannot be encoded as UTF-8.")
     except (TypeError, ValueError, RecursionError) as exc:
-        return f"Data must be JSON-serialisable: {exc}."
+        return _("Data must be JSON-serialisable: %(error)s.") % {"error": exc}
     if len(encoded.encode()) > app_settings.DATA_MAX_BYTES:
-        return f"Data is over the {app_settings.DATA_MAX_BYTES}-byte limit."
+        return _("Data is over the %(limit)d-byte limit.") % {"limit": app_settings.DATA_MAX_BYTES}
     return None
 
 
 def _validate(title: Any, body: Any, level: Any, url: Any, data: Any) -> None:
     errors: dict[str, str] = {}
     if not isinstance(title, str) or not title.strip():
-        errors["title"] = "A notification needs a non-empty title."
+        errors["title"] = _("A notification needs a non-empty title.")
     elif len(title) > TITLE_MAX_LENGTH:
-        errors["title"] = f"Title is {len(title)} characters long; the limit is {TITLE_MAX_LENGTH}."
+        errors["title"] = _("Title is %(length)d characters long; the limit is %(limit)d.") % {
+            "length": len(title),
+            "limit": TITLE_MAX_LENGTH,
+        }
     if not isinstance(body, str):
-        errors["body"] = f"Body must be a string, not {type(body).__name__}."
+        errors["body"] = _("Body must be a string, not %(type)s.") % {"type": type(body).__name__}
     elif len(body) > app_settings.BODY_MAX_LENGTH:
-        errors["body"] = f"Body is {len(body)} characters long; the limit is {app_settings.BODY_MAX_LENGTH}."
-    for name, value in (("title", title), ("body", body), ("url", url)):
+        errors["body"] = _("Body is %(length)d characters long; the limit is %(limit)d.") % {
+            "length": len(body),
+            "limit": app_settings.BODY_MAX_LENGTH,
+        }
+    for name, label, value in (("title", _("Title"), title), ("body", _("Body"), body), ("url", _("Link"), url)):
         if name not in errors and isinstance(value, str):
             problem = text_problem(value)
             if problem:
-                errors[name] = f"{'Link' if name == 'url' else name.capitalize()} {problem}"
+                # "Title" + "contains a NUL character ...": a translation may reorder the two.
+                errors[name] = _("%(field)s %(problem)s") % {"field": label, "problem": problem}
     if not isinstance(level, str) or level not in Level.values:
-        errors["level"] = f"Unknown level {level!r}; choose one of {', '.join(map(repr, Level.values))}."
+        errors["level"] = _("Unknown level %(level)r; choose one of %(levels)s.") % {
+            "level": level,
+            "levels": ", ".join(map(repr, Level.values)),
+        }
     if not isinstance(url, str):
-        errors["url"] = f"Link must be a string, not {type(url).__name__}."
+        errors["url"] = _("Link must be a string, not %(type)s.") % {"type": type(url).__name__}
     elif url and "url" not in errors:
         message = check_url(url)
         if message:

@@ -1,11 +1,12 @@
 from django.apps import AppConfig, apps
 from django.contrib.auth.signals import user_logged_out
 from django.core import checks
+from django.utils.translation import gettext_lazy as _
 
 
 class SseNotifyConfig(AppConfig):
     name = "sse_notify"
-    verbose_name = "Notifications"
+    verbose_name = _("Notifications")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.utils.translation import gettext as _
+
 from .conf import app_settings
 
 #: Longest link accepted at send time.
@@ -37,18 +39,21 @@ def check_url(url: str) -> str | None:
     allowed; ``javascript:``, ``data:`` and protocol-relative ``//host`` are not.
     """
     if any(ord(ch) < 33 for ch in url) or "\\" in url:
-        return "Link may not contain spaces, control characters or backslashes."
+        return _("Link may not contain spaces, control characters or backslashes.")
     if len(url) > MAX_URL_LENGTH:
-        return f"Link is over {MAX_URL_LENGTH} characters."
+        return _("Link is over %(limit)d characters.") % {"limit": MAX_URL_LENGTH}
     parts = urlsplit(url)
     if not parts.scheme:
         if url.startswith("//"):
-            return "Protocol-relative links (//host) are not allowed; give the scheme."
+            return _("Protocol-relative links (//host) are not allowed; give the scheme.")
         return None
     allowed = tuple(app_settings.URL_SCHEMES)
     scheme = parts.scheme.lower()
     if scheme not in allowed or scheme in NEVER_SCHEMES:
-        return f"Link scheme {parts.scheme!r} is not allowed; use one of {', '.join(allowed)} or a relative link."
+        return _("Link scheme %(scheme)r is not allowed; use one of %(allowed)s or a relative link.") % {
+            "scheme": parts.scheme,
+            "allowed": ", ".join(allowed),
+        }
     return None
 
 

@@ -44,14 +44,14 @@ def _json_login_required(view: Callable[..., HttpResponse]) -> Callable[..., Htt
         try:
             if not request.user.is_authenticated:
                 response: HttpResponse = JsonResponse(
-                    {"error": "not_authenticated", "detail": "Sign in to see notifications."}, status=403
+                    {"error": "not_authenticated", "detail": _("Sign in to see notifications.")}, status=403
                 )
             else:
                 response = view(request, *args, **kwargs)
         except DatabaseError as exc:
             db.log_error("notifications endpoint", exc)
             response = JsonResponse(
-                {"error": "unavailable", "detail": "Notifications are unavailable for a moment; retry."},
+                {"error": "unavailable", "detail": _("Notifications are unavailable for a moment; retry.")},
                 status=503,
                 headers={"Retry-After": str(max(1, int(app_settings.RETRY_MS) // 1000))},
             )
@@ -78,7 +78,10 @@ def _json_csrf_protect(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
         check.process_request(request)
         reason = check.process_view(request, None, (), {})  # type: ignore[arg-type]
         if reason:
-            return JsonResponse({"error": "csrf_failed", "detail": f"CSRF verification failed: {reason}"}, status=403)
+            return JsonResponse(
+                {"error": "csrf_failed", "detail": _("CSRF verification failed: %(reason)s") % {"reason": reason}},
+                status=403,
+            )
         return view(request, *args, **kwargs)
 
     return csrf_exempt(wrapper)
@@ -109,7 +112,7 @@ def _page(request: HttpRequest, qs: NotificationQuerySet | None = None) -> tuple
         number = int(request.GET.get("page", "1"))
         page = paginator.page(number)
     except (ValueError, EmptyPage):
-        raise Http404("No such page.") from None
+        raise Http404(_("No such page.")) from None
     page.object_list = entries = list(page.object_list)
     attach_group_items(entries, mine)
     return page, paginator
@@ -122,7 +125,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     try:
         page, paginator = _page(request)
     except Http404:
-        return JsonResponse({"error": "not_found", "detail": "No such page."}, status=404)
+        return JsonResponse({"error": "not_found", "detail": _("No such page.")}, status=404)
     return JsonResponse(
         {
             "results": [n.to_dict() for n in page.object_list],
@@ -147,7 +150,7 @@ def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark one of the user's notifications read; someone else's id is a 404."""
     mine = Notification.objects.for_user(request.user).filter(pk=pk)
     if not mine.exists():
-        return JsonResponse({"error": "not_found", "detail": "No such notification."}, status=404)
+        return JsonResponse({"error": "not_found", "detail": _("No such notification.")}, status=404)
     mine.mark_read()
     return JsonResponse({"id": pk, "read": True, "unread": _unread(request)})
 
@@ -159,7 +162,7 @@ def mark_unread(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark one of the user's notifications unread again (the list's per-item action)."""
     mine = Notification.objects.for_user(request.user).filter(pk=pk)
     if not mine.exists():
-        return JsonResponse({"error": "not_found", "detail": "No such notification."}, status=404)
+        return JsonResponse({"error": "not_found", "detail": _("No such notification.")}, status=404)
     mine.mark_unread()
     return JsonResponse({"id": pk, "read": False, "unread": _unread(request)})
 
@@ -172,7 +175,7 @@ def mark_group_read(request: HttpRequest, pk: int) -> HttpResponse:
     mine = Notification.objects.for_user(request.user)
     entry = mine.filter(pk=pk).first()
     if entry is None:
-        return JsonResponse({"error": "not_found", "detail": "No such notification."}, status=404)
+        return JsonResponse({"error": "not_found", "detail": _("No such notification.")}, status=404)
     marked = mine.group_of(entry).mark_read()
     return JsonResponse({"id": pk, "marked": marked, "read": True, "unread": _unread(request)})
 

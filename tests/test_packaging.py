@@ -31,6 +31,8 @@ def test_wheel_contains_migrations_templates_static_and_types(tmp_path: Path) ->
         "sse_notify/static/sse_notify/sse-notify-inbox.js",
         "sse_notify/static/sse_notify/sse-notify-inbox.css",
         "sse_notify/templates/sse_notify/inbox.html",
+        "sse_notify/locale/de/LC_MESSAGES/django.po",
+        "sse_notify/locale/de/LC_MESSAGES/django.mo",
         "sse_notify/templatetags/sse_notify.py",
         "sse_notify/management/commands/sse_notify_send.py",
     ]:

@@ -86,7 +86,7 @@
       }
       if (selected) {
         selected.hidden = count === 0;
-        selected.textContent = (labels.labelSelected || "%(count)s").replace("%(count)s", String(count));
+        selected.textContent = (labels.labelSelected || "{n}").replace("{n}", String(count));
       }
       bulk?.querySelectorAll("button[name=action]").forEach((button) => {
         button.disabled = count === 0;

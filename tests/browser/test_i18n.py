@@ -1,0 +1,41 @@
+"""The app in the user's language: a browser that asks for German gets German.
+
+The demo has Django's LocaleMiddleware, so Chromium's Accept-Language (the
+context's ``locale``) picks the language, as it would for a real visitor. The
+demo's own pages stay English; everything sse_notify renders is German.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.axe import describe, violations
+from tests.browser.conftest import Demo
+from tests.browser.test_demo import OPEN, sign_in, unique, unread_in_db, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+
+def test_the_inbox_in_german(demo: Demo, new_context: Any) -> None:
+    title = unique("Hallo")
+    demo.send("bob", title, body="Wie geht's?", level="warning", actor="alice")
+    page = sign_in(new_context(locale="de-DE"), "bob", "/notifications/")
+    page.wait_for_function(OPEN)
+    inbox = page.locator("[data-sse-notify-inbox]")
+    expect(inbox).to_have_attribute("lang", "de")
+    expect(inbox.get_by_role("heading", level=1)).to_have_text("Benachrichtigungen")
+    row = page.locator(".sse-notify-inbox__item", has_text=title)
+    expect(row.locator(".sse-notify-inbox__meta")).to_contain_text("Warnung")
+    expect(row.locator(".sse-notify-inbox__meta")).to_contain_text("von alice")
+    expect(row.locator(".sse-notify-inbox__meta time")).to_contain_text("vor ")
+    row.get_by_role("button", name="Als gelesen markieren").click()
+    expect(row.get_by_role("button", name="Als ungelesen markieren")).to_be_visible()
+    expect(page.locator("[data-sse-notify-inbox-status]")).to_have_text("Als gelesen markiert.")
+    assert wait_until(lambda: unread_in_db(demo, title)[0][0] is not None)
+    page.get_by_label("Alle auswählen").check()
+    expect(page.locator("[data-sse-notify-selected]")).to_contain_text("Ausgewählt: ")
+    found = violations(page)
+    assert not found, describe(found)
