@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.template import Context, Template
 from django.test import RequestFactory
 from django.utils import translation
 
 from sse_notify.api import send_notification
+from sse_notify.templatetags.sse_notify import client_config
 from sse_notify.views import inbox
 from tests.conftest import ROOT
 
@@ -102,3 +104,19 @@ def test_the_inbox_renders_in_german(user: Any) -> None:
     assert "Benachrichtigungen filtern" in page and "Ausgewählte als gelesen markieren" in page
     assert "Als gelesen markieren" in page and "Mark read" not in page
     assert '<html lang="de">' in page
+
+
+@pytest.mark.django_db
+def test_the_bell_and_the_clients_strings_render_in_german(user: Any) -> None:
+    send_notification(user, "Hallo")
+    request = RequestFactory().get("/")
+    request.user = user
+    with translation.override("de"):
+        bell = Template("{% load sse_notify %}{% sse_notify_list %}").render(Context({"request": request}))
+        config = client_config(request, user)
+    assert '<details class="sse-notify-menu" lang="de"' in bell
+    assert "Alle als gelesen markieren" in bell and "Mark all read" not in bell
+    assert "Alle Benachrichtigungen ansehen" in bell and 'aria-label="Als gelesen markieren"' in bell
+    assert config["locale"] == "de"
+    assert config["strings"]["dismiss"] == "Benachrichtigung schließen"
+    assert all(value for value in config["strings"].values())

@@ -29,7 +29,7 @@ from django.http import HttpRequest
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
 from .. import links
 from ..conf import app_settings
@@ -132,6 +132,8 @@ def client_config(request: HttpRequest | None, user: Any, *, tab_title: bool = F
         # Prefix the page's title with the unread count, "(3) Page" (the tag's tab_title=True).
         "tabTitle": bool(tab_title),
         "strings": client_strings(),
+        # The strings' language, for dates and relative times ("vor 5 Minuten") and the toasts' lang.
+        "locale": get_language(),
     }
 
 

@@ -308,7 +308,8 @@
     if (!configNode || window.sseNotify) return;
     const config = JSON.parse(configNode.textContent);
     const strings = { ...DEFAULT_STRINGS, ...(config.strings || {}) };
-    const locale = document.documentElement.lang || undefined;
+    // The language the server rendered the strings in (a page's own lang may differ).
+    const locale = config.locale || document.documentElement.lang || undefined;
 
     const DESKTOP_KEY = "sse-notify:desktop";
     const KEY = `sse-notify:${config.user}`; // lock and channel name: one per signed-in user
@@ -582,6 +583,7 @@
       if (!toastStack || !toastStack.isConnected) {
         toastRegion = el("section", "sse-notify-toaster");
         toastRegion.setAttribute("aria-label", format(strings.toastRegion, { key: TOAST_KEY.label }));
+        if (locale) toastRegion.lang = locale;
         toastRegion.setAttribute("aria-keyshortcuts", TOAST_KEY.label);
         toastStack = el("div", "sse-notify-toasts");
         toastStack.setAttribute("role", "status");
