@@ -41,6 +41,7 @@ from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 from django.utils.functional import Promise
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .conf import app_settings
@@ -131,7 +132,11 @@ def get_category(slug: str) -> Category:
     except (KeyError, TypeError):
         known = ", ".join(map(repr, categories))
         raise ValidationError(
-            {"category": f"Unknown category {slug!r}; declared categories: {known}."}, code="unknown_category"
+            {
+                "category": gettext("Unknown category %(slug)r; declared categories: %(known)s.")
+                % {"slug": slug, "known": known}
+            },
+            code="unknown_category",
         ) from None
 
 

@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from .categories import EmailMode, get_categories
@@ -55,17 +56,17 @@ def preferences_api(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return JsonResponse(_payload(user_preferences(request.user)))  # type: ignore[arg-type]
     if len(request.body) > MAX_BODY_BYTES:
-        return _bad_request("too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
+        return _bad_request("too_large", _("The body is over %(limit)d bytes.") % {"limit": MAX_BODY_BYTES})
     try:
         changes = json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
-        return _bad_request("invalid_json", "The body must be JSON: {category: {channel: value}}.")
+        return _bad_request("invalid_json", _("The body must be JSON: {category: {channel: value}}."))
     if not isinstance(changes, dict):
-        return _bad_request("invalid_json", "The body must be a JSON object: {category: {channel: value}}.")
+        return _bad_request("invalid_json", _("The body must be a JSON object: {category: {channel: value}}."))
     try:
         result = set_preferences(request.user, changes)  # type: ignore[arg-type]
     except ValidationError as exc:
-        return _bad_request("invalid", "Some preferences were not accepted; nothing was changed.", exc.message_dict)
+        return _bad_request("invalid", _("Some preferences were not accepted; nothing was changed."), exc.message_dict)
     return JsonResponse(_payload(result))
 
 

@@ -28,6 +28,7 @@ from django.core.exceptions import ValidationError
 from django.db import router, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from .categories import EMAIL_MODES, Category, EmailMode, get_categories, get_category
 from .models import CHUNK, Preference, chunked
@@ -184,17 +185,27 @@ def _clean_changes(category: Category, changes: Mapping[str, Any]) -> dict[str, 
     cleaned: dict[str, Any] = {}
     for channel, value in changes.items():
         if channel not in CHANNELS:
-            errors.append(f"Unknown channel {channel!r}; channels: {', '.join(CHANNELS)}.")
+            errors.append(
+                gettext("Unknown channel %(channel)r; channels: %(channels)s.")
+                % {"channel": channel, "channels": ", ".join(CHANNELS)}
+            )
         elif value is None:
             continue
         elif channel == "email" and value not in EMAIL_MODES:
-            errors.append(f"Email must be one of {', '.join(EMAIL_MODES)}, not {value!r}.")
+            errors.append(
+                gettext("Email must be one of %(modes)s, not %(value)r.")
+                % {"modes": ", ".join(EMAIL_MODES), "value": value}
+            )
         elif channel != "email" and not isinstance(value, bool):
-            errors.append(f"{channel} must be true or false, not {value!r}.")
+            errors.append(
+                gettext("%(channel)s must be true or false, not %(value)r.") % {"channel": channel, "value": value}
+            )
         else:
             cleaned[channel] = value
     if not errors and category.required and any(v != getattr(category, c) for c, v in cleaned.items()):
-        errors.append(f"{category.label} notifications are required and cannot be changed.")
+        errors.append(
+            gettext("%(category)s notifications are required and cannot be changed.") % {"category": category.label}
+        )
     if errors:
         raise ValidationError({category.slug: errors}, code="invalid_preference")
     return cleaned
@@ -217,7 +228,7 @@ def set_preferences(user: AbstractBaseUser | int, changes: Mapping[str, Mapping[
         try:
             category = get_category(slug)
             if not isinstance(channel_values, Mapping):
-                raise ValidationError({slug: ["Give an object of channel: value."]})
+                raise ValidationError({slug: [gettext("Give an object of channel: value.")]})
             cleaned[slug] = (category, _clean_changes(category, channel_values))
         except ValidationError as exc:
             errors.update(exc.message_dict)
