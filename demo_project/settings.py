@@ -87,6 +87,23 @@ SSE_NOTIFY = {
     "POLL_INTERVAL": float(os.environ.get("DEMO_POLL_INTERVAL", "0.5")),
     "RETRY_MS": int(os.environ.get("DEMO_RETRY_MS", "3000")),
     "TOAST_TIMEOUT_MS": int(os.environ.get("DEMO_TOAST_TIMEOUT_MS", "6000")),
+    # Each person chooses per category how they hear about it: /notifications/preferences/.
+    "CATEGORIES": {
+        "comments": {
+            "label": "Comments",
+            "description": "Someone commented on a project you follow.",
+            "desktop": False,
+            "email": "hourly",
+        },
+        "mentions": {"label": "Mentions", "description": "Someone mentioned you.", "email": "immediate"},
+        "security": {
+            "label": "Security",
+            "description": "Sign-ins and password changes.",
+            "email": "immediate",
+            "required": True,
+        },
+        "default": {"label": "Everything else", "description": "Reports, reminders and news."},
+    },
 }
 
 # The demo's users, created by ``manage.py demo`` (admin is a superuser).

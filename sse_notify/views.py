@@ -176,8 +176,10 @@ def mark_group_read(request: HttpRequest, pk: int) -> HttpResponse:
     entry = mine.filter(pk=pk).first()
     if entry is None:
         return JsonResponse({"error": "not_found", "detail": _("No such notification.")}, status=404)
-    marked = mine.group_of(entry).mark_read()
-    return JsonResponse({"id": pk, "marked": marked, "read": True, "unread": _unread(request)})
+    group = mine.group_of(entry)
+    ids = sorted(group.unread().values_list("pk", flat=True))
+    marked = group.mark_read()
+    return JsonResponse({"id": pk, "ids": ids, "marked": marked, "read": True, "unread": _unread(request)})
 
 
 @require_POST

@@ -104,7 +104,8 @@ def test_reading_the_group_reads_its_items(user: Any, thread: list[Notification]
     assert client.post(url).status_code == 403  # no CSRF token
     response = client.post(url, headers={"X-CSRFToken": token})
     assert response.status_code == 200
-    assert response.json() == {"id": thread[2].pk, "marked": 3, "read": True, "unread": 2}
+    members = sorted(n.pk for n in (thread[0], thread[2], thread[4]))
+    assert response.json() == {"id": thread[2].pk, "ids": members, "marked": 3, "read": True, "unread": 2}
     still_unread = set(Notification.objects.filter(read_at__isnull=True).values_list("title", flat=True))
     assert still_unread == {"Unrelated", "Review on Issue 42"}
     assert Inbox.objects.get(user=user).unread == 2

@@ -181,3 +181,19 @@ def test_preferences_are_per_user(user: Any, make_user: Any) -> None:
     assert entry(bob, "comments")["in_app"] is True
     (n,) = send_notification(bob, "for bob", category="comments")
     assert n.in_app
+
+
+def test_the_stream_looks_up_no_preferences(user: Any, django_assert_num_queries: Any) -> None:
+    """Resolved at send time: a replay or catch-up page costs what it did before categories."""
+    from sse_notify.stream import catch_up, connect_state
+
+    set_preference(user, "comments", in_app=False, desktop=True)
+    for n in range(5):
+        send_notification(user, f"n{n}", category="comments" if n % 2 else "default")
+    with django_assert_num_queries(2):  # the inbox row, then the page
+        frames, _last = catch_up(user.pk, 0)
+    with django_assert_num_queries(2):
+        state = connect_state(user.pk, 0, False)
+    assert len(frames) == len(state["frames"]) == 5
+    quiet = [frame for _, frame in frames if b'"in_app":false' in frame]
+    assert len(quiet) == 2 and all(b'"desktop":true' in frame for frame in quiet)

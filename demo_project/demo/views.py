@@ -23,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from sse_notify.api import EVERYONE, send_notification
+from sse_notify.categories import get_categories
 from sse_notify.hub import get_hub
 
 LEVELS = ["info", "success", "warning", "error"]
@@ -60,7 +61,10 @@ def site_relative(url: str) -> bool:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "demo/home.html", {"levels": LEVELS, "send_command": send_command()})
+    categories = [(slug, str(c.label)) for slug, c in get_categories().items()]
+    return render(
+        request, "demo/home.html", {"levels": LEVELS, "categories": categories, "send_command": send_command()}
+    )
 
 
 @login_required
@@ -104,6 +108,8 @@ def send(request: HttpRequest) -> HttpResponse:
             level=request.POST.get("level", "info"),
             url=url,
             actor=request.user,
+            category=request.POST.get("category") or None,
+            group_key=request.POST.get("group_key", "").strip(),
         )
     except ValidationError as exc:
         if request.headers.get("Accept") == "application/json":

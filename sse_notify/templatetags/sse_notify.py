@@ -99,6 +99,11 @@ def client_strings() -> dict[str, str]:
         "unreadSummary": gettext("{n} unread notifications"),
         "desktopOn": gettext("Desktop alerts"),
         "desktopOff": gettext("Turn off desktop alerts"),
+        # A group (same category and group key) shown as one entry or toast.
+        "groupNew": gettext("{n} new"),
+        "groupCount": gettext("{n} in this group"),
+        "showAll": gettext("Show all"),
+        "markGroupRead": gettext("Mark all read"),
     }
 
 

@@ -44,6 +44,7 @@
  *
  * JS API (window.sseNotify):
  *   markRead(id) / markUnread(id) -> Promise<{id, read, unread}>
+ *   markGroupRead(id) -> Promise<{id, ids, read, unread}>   (every member of id's group)
  *   markAllRead() -> Promise<{marked, unread}>
  *   unreadCount, connection, isLeader, lastSeq      (read-only properties)
  *   refresh() -> Promise   reloads the unread count and the dropdown list
@@ -97,6 +98,10 @@
     unreadSummary: "{n} unread notifications",
     desktopOn: "Desktop alerts",
     desktopOff: "Turn off desktop alerts",
+    groupNew: "{n} new",
+    groupCount: "{n} in this group",
+    showAll: "Show all",
+    markGroupRead: "Mark all read",
   });
 
   /** "{n} more" with {n: 3} -> "3 more"; unknown placeholders stay as written. */
@@ -296,6 +301,14 @@
    * send time. In-app off: listed (and counted as the server counts it), but no
    * toast and no desktop popup.
    */
+  /**
+   * Notifications of one category with the same group key show as one entry (list and
+   * toasts): "" when `n` has no group, else a key naming category and group.
+   */
+  function groupKeyOf(n) {
+    return n && n.group ? `${n.category || "default"}:${n.group}` : "";
+  }
+
   function channelsFor(n) {
     const inApp = !(n && n.in_app === false);
     return { list: true, badge: true, toast: inApp, desktop: inApp && !(n && n.desktop === false) };
@@ -415,9 +428,11 @@
     }
 
     /** The per-item read/unread button (a no-JS form underneath), set for `read`. */
-    function setToggle(button, read) {
-      button.value = read ? "unread" : "read";
-      const label = read ? strings.markUnread : strings.markRead;
+    function setToggle(button, read, grouped = button.dataset.grouped === "1") {
+      // A group's entry reads the whole group; reading it back is per item (the inbox).
+      button.dataset.grouped = grouped ? "1" : "";
+      button.value = read ? "unread" : grouped ? "read_group" : "read";
+      const label = read ? strings.markUnread : grouped ? strings.markGroupRead : strings.markRead;
       button.setAttribute("aria-label", label);
       button.title = label;
     }
@@ -444,20 +459,54 @@
       const icon = el("span", "sse-notify-item__icon");
       icon.setAttribute("aria-hidden", "true");
       button.append(icon);
-      setToggle(button, Boolean(n.read));
+      setToggle(button, Boolean(n.read) && !n.group_unread, (Number(n.group_count) || 1) > 1);
       form.append(button);
       return form;
     }
 
+    /** A group's members under its entry (newest first), as the server renders them. */
+    function buildMembers(members) {
+      const details = el("details", "sse-notify-item__group");
+      details.append(el("summary", "", strings.showAll));
+      const ul = el("ul");
+      for (const member of members) {
+        const li = el("li", member.read ? "" : "is-unread");
+        li.dataset.id = String(member.id);
+        const href = link(member);
+        const title = el(href ? "a" : "span", "", member.title);
+        if (href) title.href = href;
+        const time = el("time", "", timeText(member.created));
+        if (member.created) time.dateTime = member.created;
+        li.append(title, " ", time);
+        ul.append(li);
+      }
+      details.append(ul);
+      return details;
+    }
+
     function buildItem(n) {
-      const item = el("li", `sse-notify-item sse-notify-level-${levelOf(n)}${n.read ? "" : " is-unread"}`);
+      const unread = !n.read || Number(n.group_unread) > 0;
+      const item = el("li", `sse-notify-item sse-notify-level-${levelOf(n)}${unread ? " is-unread" : ""}`);
       item.dataset.id = String(n.id);
       item.dataset.seq = String(n.seq);
+      const key = groupKeyOf(n);
+      const count = Number(n.group_count) || 1;
+      if (key) {
+        item.dataset.group = key;
+        item.dataset.count = String(count);
+      }
+      if (count > 1) item.classList.add("is-group");
       const main = el("div", "sse-notify-item__main");
       const href = link(n);
       const title = el(href ? "a" : "span", "sse-notify-item__title", n.title);
       if (href) title.href = href;
       main.append(title);
+      if (count > 1) {
+        const pill = el("span", "sse-notify-item__count", String(count));
+        pill.dataset.sseNotifyGroupCount = "";
+        pill.setAttribute("aria-label", format(strings.groupCount, { n: count }));
+        main.append(pill);
+      }
       if (n.body) {
         const body = n.body.length > 140 ? `${n.body.slice(0, 139)}…` : n.body;
         main.append(el("span", "sse-notify-item__body", body));
@@ -465,8 +514,33 @@
       const time = el("time", "sse-notify-item__time", timeText(n.created));
       if (n.created) time.dateTime = n.created;
       main.append(time);
+      if (count > 1 && Array.isArray(n.items) && n.items.length) main.append(buildMembers(n.items));
       item.append(main, itemAction(n));
       return item;
+    }
+
+    /** The members an entry already lists (its expansion, or the entry itself). */
+    function membersOf(item) {
+      const listed = [...item.querySelectorAll(".sse-notify-item__group li[data-id]")];
+      if (listed.length) {
+        return listed.map((li) => ({
+          id: li.dataset.id,
+          title: li.querySelector("a, span")?.textContent || "",
+          url: li.querySelector("a")?.getAttribute("href") || "",
+          created: li.querySelector("time")?.dateTime || "",
+          read: !li.classList.contains("is-unread"),
+        }));
+      }
+      const title = item.querySelector(".sse-notify-item__title");
+      return [
+        {
+          id: item.dataset.id,
+          title: title?.textContent || "",
+          url: title?.getAttribute("href") || "",
+          created: item.querySelector(".sse-notify-item__time")?.dateTime || "",
+          read: !item.classList.contains("is-unread"),
+        },
+      ];
     }
 
     function lists() {
@@ -479,8 +553,20 @@
     }
 
     function addToLists(n) {
+      const key = groupKeyOf(n);
       lists().forEach((list) => {
         if (list.querySelector(`.sse-notify-item[data-id="${Number(n.id)}"]`)) return;
+        const entry = key
+          ? [...list.querySelectorAll(".sse-notify-item[data-group]")].find((item) => item.dataset.group === key)
+          : null;
+        if (entry) {
+          // Same category and group: one entry, now about the newest, counting one more.
+          const members = [n, ...membersOf(entry)];
+          const count = (Number(entry.dataset.count) || 1) + 1;
+          entry.remove();
+          list.prepend(buildItem({ ...n, group_count: count, group_unread: 1, items: members.slice(0, 20) }));
+          return;
+        }
         list.prepend(buildItem(n));
         const limit = Number(list.dataset.limit) || 5;
         const items = list.querySelectorAll(".sse-notify-item");
@@ -491,7 +577,8 @@
 
     function markInLists(ids, read) {
       const wanted = ids ? new Set(ids.map(String)) : null;
-      document.querySelectorAll(".sse-notify-item[data-id], .sse-notify-inbox__item[data-id]").forEach((item) => {
+      const rows = ".sse-notify-item[data-id], .sse-notify-inbox__item[data-id], .sse-notify-item__group li[data-id]";
+      document.querySelectorAll(rows).forEach((item) => {
         if (wanted && !wanted.has(item.dataset.id)) return;
         item.classList.toggle("is-unread", !read);
         const toggle = item.querySelector(".sse-notify-item__toggle");
@@ -661,7 +748,8 @@
       stack()
         .querySelectorAll(".sse-notify-toast")
         .forEach((toast) => {
-          if (!wanted || wanted.has(toast.dataset.id)) dismiss(toast);
+          const ids = (toast.dataset.ids || toast.dataset.id || "").split(",");
+          if (!wanted || ids.some((id) => wanted.has(id))) dismiss(toast);
         });
       if (wanted) wanted.forEach((id) => collapsed.delete(id));
       else collapsed.clear();
@@ -698,7 +786,9 @@
 
     function open(n) {
       const href = link(n);
-      const marking = markRead(n.id, { keepalive: Boolean(href) }).catch(() => null);
+      // A toast standing for several of a group reads them all.
+      const read = (Number(n.group_count) || 1) > 1 ? markGroupRead : markRead;
+      const marking = read(n.id, { keepalive: Boolean(href) }).catch(() => null);
       if (href) {
         // keepalive lets the POST finish while the page unloads.
         window.location.assign(href);
@@ -711,6 +801,24 @@
       const toast = el("div", `sse-notify-toast sse-notify-level-${level}`);
       toast.dataset.id = String(n.id);
       const href = link(n);
+      // One toast per group: a newer one of the same group replaces it and counts them.
+      const key = groupKeyOf(n);
+      if (key) {
+        toast.dataset.group = key;
+        const earlier = visibleToasts().find((t) => t.dataset.group === key);
+        const count = earlier ? (Number(earlier.dataset.count) || 1) + 1 : 1;
+        toast.dataset.count = String(count);
+        toast.dataset.ids = [n.id, ...(earlier?.dataset.ids || earlier?.dataset.id || "").split(",")]
+          .filter(Boolean)
+          .join(",");
+        if (earlier) {
+          const hadFocus = earlier.contains(document.activeElement);
+          earlier._timer?.stop();
+          earlier.remove();
+          n = { ...n, group_count: count };
+          if (hadFocus) queueMicrotask(() => toast.querySelector(".sse-notify-toast__main")?.focus());
+        }
+      }
 
       const main = el("button", "sse-notify-toast__main");
       main.type = "button";
@@ -718,9 +826,13 @@
       const text = el("span", "sse-notify-toast__text");
       const title = el("strong", "sse-notify-toast__title", n.title);
       title.title = n.title; // clamped to two lines: the whole title on hover
+      if ((Number(n.group_count) || 1) > 1) {
+        text.append(el("span", "sse-notify-toast__count", format(strings.groupNew, { n: n.group_count })));
+      }
       text.append(title);
       if (n.body) text.append(el("span", "sse-notify-toast__body", n.body));
-      const meta = [n.actor ? format(strings.from, { name: n.actor }) : "", href ? strings.open : strings.markRead];
+      const action = (Number(n.group_count) || 1) > 1 ? strings.markGroupRead : strings.markRead;
+      const meta = [n.actor ? format(strings.from, { name: n.actor }) : "", href ? strings.open : action];
       text.append(el("span", "sse-notify-toast__meta", meta.filter(Boolean).join(" · ")));
       main.append(text);
       main.addEventListener("click", () => {
@@ -1104,6 +1216,17 @@
       return result;
     }
 
+    /** Read every notification of the group `id` belongs to (a group's entry or toast). */
+    async function markGroupRead(id, options = {}) {
+      const url = config.markGroupReadUrl.replace("{id}", encodeURIComponent(String(Number(id))));
+      const result = await post(url, options);
+      const ids = result.ids || [id];
+      markInLists(ids, true);
+      dismissFor(ids);
+      setUnread(result.unread);
+      return result;
+    }
+
     async function markUnread(id) {
       const url = config.markUnreadUrl.replace("{id}", encodeURIComponent(String(Number(id))));
       const result = await post(url);
@@ -1145,14 +1268,18 @@
         event.preventDefault();
         const id = form.elements.namedItem("id")?.value;
         const action = event.submitter?.value || form.querySelector(".sse-notify-item__toggle")?.value || "read";
-        (action === "unread" ? markUnread(id) : markRead(id)).catch(() => submitWithout(form, "action", action));
+        const mark = action === "unread" ? markUnread : action === "read_group" ? markGroupRead : markRead;
+        mark(id).catch(() => submitWithout(form, "action", action));
       });
       // Following an item's link from the list marks it read (keepalive: the page may be unloading).
       document.addEventListener("click", (event) => {
         const anchor = event.target instanceof window.Element ? event.target.closest(".sse-notify-item a[href]") : null;
         const item = anchor?.closest(".sse-notify-item[data-id]");
         if (!item || !item.classList.contains("is-unread")) return;
-        markRead(item.dataset.id, { keepalive: true }).catch(() => {});
+        const member = anchor.closest(".sse-notify-item__group li[data-id]");
+        if (member) markRead(member.dataset.id, { keepalive: true }).catch(() => {});
+        else if ((Number(item.dataset.count) || 1) > 1) markGroupRead(item.dataset.id, { keepalive: true }).catch(() => {});
+        else markRead(item.dataset.id, { keepalive: true }).catch(() => {});
       });
       // The dropdown closes on a click outside it, on Escape, and when focus leaves it
       // (Tab past its last item); a bare <details> does none of these.
@@ -1202,6 +1329,7 @@
     window.sseNotify = Object.freeze({
       markRead: (id) => markRead(id),
       markUnread: (id) => markUnread(id),
+      markGroupRead: (id) => markGroupRead(id),
       markAllRead,
       refresh,
       stop,
@@ -1254,6 +1382,7 @@
     levelOf,
     hidesByItself,
     channelsFor,
+    groupKeyOf,
     start,
   });
 });
