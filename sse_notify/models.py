@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, overload
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models, router, transaction
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, Value, When, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models.functions import Coalesce, Greatest, RowNumber
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -624,6 +625,71 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
 
     delete.alters_data = True  # type: ignore[attr-defined]
 
+    # -- pruning ---------------------------------------------------------------------------------
+
+    def prunable(self, older_than: timedelta | datetime, *, include_unread: bool = False) -> NotificationQuerySet:
+        """The rows :meth:`prune` would delete: created before ``older_than`` (an age or a moment),
+        read ones only unless ``include_unread``."""
+        cutoff = timezone.now() - older_than if isinstance(older_than, timedelta) else older_than
+        old = self.filter(created_at__lt=cutoff)
+        return old if include_unread else old.filter(read_at__isnull=False)
+
+    def prune(
+        self,
+        older_than: timedelta | datetime,
+        *,
+        include_unread: bool = False,
+        batch_size: int = 1000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete old notifications in batches of ``batch_size``, one short transaction each; return how many.
+
+        Each batch locks its users' inbox rows first (the order every writer uses,
+        so a prune never deadlocks with sends), keeps only the rows that still
+        qualify under the lock, raises each user's ``Inbox.pruned_seq`` to the
+        highest seq it deletes (a stream resuming from an older cursor then gets
+        a ``reset`` instead of a silent gap) and sets the unread counts.
+        ``progress(total so far)`` is called after each batch.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size!r}.")
+        using = self.db
+        old = self.prunable(older_than, include_unread=include_unread)
+        total = 0
+        while True:
+            candidates = list(old.order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not candidates:
+                return total
+            batch = Notification.objects.using(using).filter(pk__in=candidates)
+            with counts_kept(batch.values("recipient_id"), using) as kept:
+                rows = list(
+                    old.filter(pk__in=candidates, recipient_id__in=kept.users).values_list("recipient_id", "seq")
+                )
+                _raise_pruned_seq(rows, using)
+                super(NotificationQuerySet, old.filter(pk__in=candidates, recipient_id__in=kept.users)).delete()
+            total += len(rows)
+            if progress is not None:
+                progress(total)
+
+    prune.alters_data = True  # type: ignore[attr-defined]
+
+
+def _raise_pruned_seq(deleted: list[tuple[int, int]], using: str) -> None:
+    """Set ``pruned_seq = max(pruned_seq, highest deleted seq)`` per user; the caller holds their inbox locks."""
+    highest: dict[int, int] = {}
+    for user_id, seq in deleted:
+        highest[user_id] = max(seq, highest.get(user_id, 0))
+    # Two parameters per user in the CASE: half a chunk per statement.
+    for chunk in chunked(sorted(highest.items()), CHUNK // 2):
+        top = Case(
+            *(When(user_id=uid, then=Value(seq)) for uid, seq in chunk),
+            default=F("pruned_seq"),
+            output_field=models.PositiveBigIntegerField(),
+        )
+        Inbox.objects.using(using).filter(user_id__in=[uid for uid, _ in chunk]).update(
+            pruned_seq=Greatest(F("pruned_seq"), top)
+        )
+
 
 #: Fields whose change can move a user's unread count (see ``COUNTED``).
 COUNT_FIELDS = frozenset({"read_at", "in_app", "recipient", "recipient_id"})
@@ -663,6 +729,9 @@ class Notification(models.Model):
         on_delete=models.CASCADE,
         related_name="sse_notifications",
         verbose_name=_("recipient"),
+        # The (recipient, seq) unique constraint's index serves every lookup by recipient;
+        # a second one would only cost each inserted row another index entry.
+        db_index=False,
     )
     seq = models.PositiveBigIntegerField(
         _("sequence"), editable=False, help_text=_("Per-recipient position; the stream's resume cursor.")
@@ -679,6 +748,7 @@ class Notification(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("actor"),
+        db_index=False,  # see the partial index "sse_notify_actor": most rows have no actor
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     read_at = models.DateTimeField(_("read"), null=True, blank=True)
@@ -735,6 +805,9 @@ class Notification(models.Model):
                 condition=~Q(group_key=""),
                 name="sse_notify_group",
             ),
+            # For SET_NULL when an actor is deleted; rows without an actor (most: every
+            # send to many users) add no entry.
+            models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="sse_notify_actor"),
         ]
 
     def __str__(self) -> str:
