@@ -148,3 +148,28 @@ def test_rows_inserted_without_the_new_columns_get_the_orm_defaults(user: Any) -
         )
     n = Notification.objects.get()
     assert (n.category, n.group_key, n.in_app, n.desktop) == (DEFAULT_CATEGORY, "", True, True)
+
+
+@pytest.mark.django_db
+@override_settings(SSE_NOTIFY={"CATEGORIES": CATEGORIES})
+def test_the_admin_sends_with_a_category_and_filters_by_it(client: Any, make_user: Any) -> None:
+    from django.urls import reverse
+
+    staff = make_user("staff", is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    alice = make_user("alice2")
+    page = client.get(reverse("admin:sse_notify_notification_send"))
+    assert [c[0] for c in page.context["form"].fields["category"].choices] == ["comments", "security", "default"]
+    payload = {"users": [alice.pk], "title": "New comment", "body": "", "level": "info", "url": ""}
+    sent = client.post(
+        reverse("admin:sse_notify_notification_send"), {**payload, "category": "comments", "group_key": "i-7"}
+    )
+    assert sent.status_code == 302
+    bad = client.post(reverse("admin:sse_notify_notification_send"), {**payload, "category": "nope"})
+    assert bad.status_code == 200 and "category" in bad.context["form"].errors
+    send_notification(alice, "Plain")
+    assert Notification.objects.get(title="New comment").group_key == "i-7"
+    changelist = reverse("admin:sse_notify_notification_changelist")
+    listed = client.get(changelist, {"category": "comments"})
+    assert [n.title for n in listed.context["cl"].result_list] == ["New comment"]
+    assert "Comments" in listed.text  # the filter shows the declared labels

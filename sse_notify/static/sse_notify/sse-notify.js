@@ -475,7 +475,7 @@
         const href = link(member);
         const title = el(href ? "a" : "span", "", member.title);
         if (href) title.href = href;
-        const time = el("time", "", timeText(member.created));
+        const time = el("time", "sse-notify-item__time", timeText(member.created));
         if (member.created) time.dateTime = member.created;
         li.append(title, " ", time);
         ul.append(li);
