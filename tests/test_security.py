@@ -75,7 +75,8 @@ def test_state_changes_work_with_post_and_csrf(two_users):
         Notification.objects.filter(recipient=alice).update(read_at=None)
         # The header the JS client sends (config csrfHeaderName), with the page's token.
         response = client.post(url, data, headers={"X-CSRFToken": token})
-        assert response.status_code in (200, 302), name
+        # JSON endpoints answer 200, the inbox's forms redirect back to it.
+        assert response.status_code == (302 if name.startswith("inbox") else 200), name
         assert unread(alice) == 0, name
     assert unread(bob) == 1, "alice's actions touched bob's inbox"
 
