@@ -371,6 +371,31 @@ class SseNotify(Target):
         return port, get(f"/notifications/stream/?cursor={self.cursors.get(str(uid), 0)}", port, cookie)
 
 
+class MemorySqlite(SseNotify):
+    """``memory`` on SQLite (the README's default setup): its own database file, users and sessions."""
+
+    name = "memory-sqlite"
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "BENCH_DB": str(self.run_dir / "bench.sqlite3")}
+
+    def start(self) -> None:
+        env = self.env()
+        if not Path(env["BENCH_DB"]).exists():
+            subprocess.run([PY, "-m", "django", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        self.setup_sender = Sender(env, self.run_dir / "sqlite-setup-sender.log")
+        self.users = [(u, k) for u, k in self.setup_sender.call({"op": "setup", "n": len(self.users)})["users"]]
+        super().start()
+
+    async def prepare(self, n: int) -> None:
+        result = await self.setup_sender.acall({"op": "cursors", "ids": [uid for uid, _ in self.users[:n]]})
+        self.cursors = result["cursors"]
+
+    def stop(self) -> None:
+        super().stop()
+        self.setup_sender.stop()
+
+
 class Redis(SseNotify):
     name = "redis"
     processes = 2
@@ -432,7 +457,14 @@ class RedisAll(Redis):
     constants = {"sse_notify.publish.GROUP_SEND_THRESHOLD": 0}
 
 
-TARGETS = {"floor": Floor, "floor-mw": FloorMiddleware, "memory": SseNotify, "redis": Redis, "redis-all": RedisAll}
+TARGETS = {
+    "floor": Floor,
+    "floor-mw": FloorMiddleware,
+    "memory": SseNotify,
+    "memory-sqlite": MemorySqlite,
+    "redis": Redis,
+    "redis-all": RedisAll,
+}
 BENCH_ENV: dict[str, str] = {}
 PROFILE_DIR = ""
 SETUP_SENDER: Sender
@@ -688,7 +720,9 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", default="1000,5000,10000", help="stream counts, comma-separated")
-    parser.add_argument("--targets", default="floor,memory,redis", help="floor,floor-mw,memory,redis,redis-all")
+    parser.add_argument(
+        "--targets", default="floor,memory,redis", help="floor,floor-mw,memory,memory-sqlite,redis,redis-all"
+    )
     parser.add_argument("--m", type=int, default=2000, help="burst size (events to one stream)")
     parser.add_argument("--quick", action="store_true", help="N=1000 and M=500 only (a smoke run)")
     parser.add_argument(
