@@ -1,8 +1,9 @@
 """axe-core finds nothing to report in any state of the demo: light and dark, desktop and phone.
 
-Each state is what a user reaches: the sign-in page, a page with the bell, the
-bell's list open, a toast on screen, the inbox (read and unread rows, with and
-without a body, one selected), the preferences page. Every axe rule runs (WCAG A/AA and best
+Each state is what a user reaches: the sign-in page, a page with the bell,
+the bell's list open (and empty), a toast on screen, a burst of toasts with
+"+N more", the inbox (read and unread rows, with and without a body, one
+selected), the preferences page. Every axe rule runs (WCAG A/AA and best
 practices); the failure message names the rule and the elements.
 """
 
@@ -58,6 +59,23 @@ def test_no_axe_violations_in_any_state(demo: Demo, new_context: Any, scheme: st
     expect(toast).to_be_visible(timeout=2000)
     settled(toast)
     found["toast shown"] = violations(page)
+
+    # A burst: every level, errors and warnings staying, the rest collapsed into "+N more".
+    burst = [unique(f"Burst {level}") for level in ("error", "warning", "success", "info", "info", "info")]
+    for name, level in zip(burst, ("error", "warning", "success", "info", "info", "info"), strict=True):
+        demo.send("carol", name, level=level)
+    more = page.locator(".sse-notify-toasts__more")
+    expect(more).to_be_visible(timeout=3000)
+    for shown in page.locator(".sse-notify-toast").all():
+        settled(shown)
+    found["toasts: a burst with +N more"] = violations(page)
+
+    empty = new_context(color_scheme=scheme, viewport=viewport)
+    nobody = sign_in(empty, "alice")  # nothing is ever sent to alice in this module
+    nobody.wait_for_function(OPEN)
+    nobody.locator("summary.sse-notify-badge").click()
+    expect(nobody.locator("[data-sse-notify-empty]")).to_be_visible()
+    found["list open, empty"] = violations(nobody)
 
     page.goto("/notifications/")
     page.wait_for_function(OPEN)
