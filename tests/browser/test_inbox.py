@@ -172,4 +172,6 @@ def test_rows_with_and_without_a_body_have_the_same_shape(demo: Demo, new_contex
         )
 
     assert shape(with_body) == shape(without)
+    # The client says how long ago, in words, rather than the server's "0 minutes ago".
+    expect(row(page, without).locator("time")).to_have_text("just now")
     assert shape(without)["metaBelowTitle"]

@@ -140,6 +140,28 @@
     }
 
     document.addEventListener("sse-notify:read", (event) => apply(event.detail || {}));
+
+    // Times as "3 minutes ago" in the page's language, kept current (the server's text
+    // says when the page was made). The full date stays in the title attribute.
+    const format = "RelativeTimeFormat" in Intl ? new Intl.RelativeTimeFormat(inbox.lang || undefined, { numeric: "auto" }) : null;
+    function relative(iso) {
+      const seconds = (Date.parse(iso) - Date.now()) / 1000;
+      if (!format || Number.isNaN(seconds)) return null;
+      if (Math.abs(seconds) < 45) return labels.labelJustNow || format.format(0, "second");
+      for (const [unit, size, below] of [["minute", 60, 60], ["hour", 3600, 24], ["day", 86400, 30]]) {
+        const value = Math.round(seconds / size);
+        if (Math.abs(value) < below) return format.format(value, unit);
+      }
+      return null; // older: the server's text (a month or more) is as good
+    }
+    function refreshTimes() {
+      inbox.querySelectorAll("time[datetime]").forEach((time) => {
+        const text = relative(time.dateTime);
+        if (text) time.textContent = text;
+      });
+    }
+    refreshTimes();
+    window.setInterval(refreshTimes, 30_000);
   }
 
   if (document.readyState === "loading") {
