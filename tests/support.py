@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -515,3 +516,8 @@ def override_constants(constants: Mapping[str, Any]) -> Iterator[None]:
         yield
     finally:
         apply_constants(saved)
+
+
+def titles(html: str) -> list[str]:
+    """The inbox rows' titles, in page order (not a substring search: CSRF tokens are random text)."""
+    return re.findall(r'class="sse-notify-inbox__title"[^>]*>(?:<span[^>]*>[^<]*</span>)?(?:<a [^>]*>)?([^<]*)<', html)

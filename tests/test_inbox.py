@@ -16,8 +16,7 @@ from django.urls import reverse
 
 from sse_notify.api import send_notification
 from sse_notify.models import Notification
-
-from .test_views import csrf_client, titles
+from tests.support import csrf_client, titles
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from sse_notify.api import send_notification
 from sse_notify.models import Notification
-from tests.support import csrf_client
+from tests.support import csrf_client, titles
 
 pytestmark = pytest.mark.django_db
 
@@ -23,11 +23,6 @@ LIST = reverse("sse_notify:list")
 UNREAD = reverse("sse_notify:unread_count")
 READ_ALL = reverse("sse_notify:mark_all_read")
 INBOX = reverse("sse_notify:inbox")
-
-
-def titles(html: str) -> list[str]:
-    """The inbox rows' titles, in page order (not a substring search: CSRF tokens are random text)."""
-    return re.findall(r'class="sse-notify-inbox__title"[^>]*>(?:<span[^>]*>[^<]*</span>)?(?:<a [^>]*>)?([^<]*)<', html)
 
 
 def read_url(pk: int) -> str:

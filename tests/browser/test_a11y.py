@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from tests.browser.axe import describe, violations
 from tests.browser.conftest import Demo
-from tests.browser.test_demo import OPEN, sign_in, unique
+from tests.browser.pages import OPEN, sign_in, unique
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
