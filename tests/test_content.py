@@ -194,22 +194,32 @@ def test_any_text_is_refused_at_send_or_delivered_exactly(daphne: Any, make_user
     outcome = {"sent": 0, "refused": 0}
 
     @settings(
-        max_examples=60,
+        max_examples=80,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(title=text, body=text, url=st.one_of(st.just(""), text), data=json_values)
-    def check(title: str, body: str, url: str, data: Any) -> None:
+    @given(
+        title=text,
+        body=text,
+        url=st.one_of(st.just(""), text),
+        data=json_values,
+        category=st.one_of(st.none(), st.just("default"), text),
+        group_key=st.one_of(st.just(""), text),
+    )
+    def check(title: str, body: str, url: str, data: Any, category: str | None, group_key: str) -> None:
         try:
-            (n,) = send_notification(alice, title, body=body, url=url, data=data)
+            (n,) = send_notification(
+                alice, title, body=body, url=url, data=data, category=category, group_key=group_key
+            )
         except ValidationError:
             outcome["refused"] += 1
             return
         outcome["sent"] += 1
         got = stream.next("notification").json()
         assert got["id"] == n.pk
-        assert (got["title"], got["body"], got["url"]) == (title, body, url)
+        assert (got["title"], got["body"], got["url"], got["group"]) == (title, body, url, group_key)
+        assert got["category"] == (category or "default")
         assert got["data"] == json.loads(json.dumps(data))
 
     try:

@@ -6,6 +6,7 @@ commit still carries every recipient's (pk, seq, unread after) from RETURNING.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -104,3 +105,18 @@ def test_a_rolled_back_send_to_everyone_gives_every_seq_back() -> None:
     send_notification(EVERYONE, "next")
     assert set(Notification.objects.filter(title="next").values_list("seq", flat=True)) == {2}
     assert set(Inbox.objects.values_list("last_seq", "unread")) == {(2, 2)}
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(os.environ.get("SSE_NOTIFY_TEST_DB") == "postgres", reason="a path for SQLite before 3.35")
+def test_databases_without_returning_take_the_bulk_create_path(monkeypatch: Any) -> None:
+    """SQLite before 3.35 has no RETURNING: the same results through allocate-then-bulk_create."""
+    users = make_users(30)
+    send_notification(User.objects.filter(pk__in=users[:10]), "first")
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    sent = send_notification(EVERYONE, "fallback")
+    Notification.objects.bulk_create([Notification(recipient_id=users[0], title="one more")])
+    assert [(n.recipient_id, n.seq, n._unread_after) for n in sent[:2]] == [(users[0], 2, 2), (users[1], 2, 2)]  # type: ignore[attr-defined]
+    assert sent[-1].seq == 1
+    assert Inbox.objects.get(user_id=users[0]).last_seq == 3
+    assert {(u, s) for u, s in Inbox.objects.values_list("last_seq", "unread")} == {(3, 3), (2, 2), (1, 1)}
