@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.translation import gettext
@@ -252,7 +252,13 @@ def set_preferences(user: AbstractBaseUser | int, changes: Mapping[str, Mapping[
                 if row is not None:
                     row.delete()
             elif row is None:
-                Preference.objects.using(using).create(user_id=uid, category=slug, **wanted)
+                try:
+                    with transaction.atomic(using=using):
+                        Preference.objects.using(using).create(user_id=uid, category=slug, **wanted)
+                except IntegrityError:
+                    # Another request created it meanwhile (a mail client posting an
+                    # unsubscribe twice at once): ours is the later choice; apply it.
+                    Preference.objects.using(using).filter(user_id=uid, category=slug).update(**wanted)
             else:
                 for channel, value in wanted.items():
                     setattr(row, channel, value)

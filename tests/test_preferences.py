@@ -197,3 +197,35 @@ def test_the_stream_looks_up_no_preferences(user: Any, django_assert_num_queries
     assert len(frames) == len(state["frames"]) == 5
     quiet = [frame for _, frame in frames if b'"in_app":false' in frame]
     assert len(quiet) == 2 and all(b'"desktop":true' in frame for frame in quiet)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_change_at_once_from_many_requests_is_one_row(user: Any) -> None:
+    """A mail client may post a one-click unsubscribe twice at once: both succeed, one row.
+
+    On PostgreSQL the inserts really race (the unique constraint settles it); on SQLite
+    the writes queue behind each other.
+    """
+    import threading
+
+    from django.db import connections
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def unsubscribe() -> None:
+        try:
+            start.wait()
+            set_preference(user.pk, "comments", email="off")
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=unsubscribe) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert list(Preference.objects.values_list("user_id", "category", "email")) == [(user.pk, "comments", "off")]
