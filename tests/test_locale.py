@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gettext
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,9 +24,9 @@ from django.test import RequestFactory
 from django.utils import translation
 
 from sse_notify.api import send_notification
-from sse_notify.templatetags.sse_notify import client_config
+from sse_notify.templatetags.sse_notify import client_config, client_strings
 from sse_notify.views import inbox
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 CATALOG = ROOT / "sse_notify" / "locale" / "de" / "LC_MESSAGES"
 
@@ -120,3 +121,12 @@ def test_the_bell_and_the_clients_strings_render_in_german(user: Any) -> None:
     assert config["locale"] == "de"
     assert config["strings"]["dismiss"] == "Benachrichtigung schließen"
     assert all(value for value in config["strings"].values())
+
+
+def test_every_english_default_of_the_client_has_a_translated_string_from_the_tag() -> None:
+    """The JS falls back to its English DEFAULT_STRINGS for any key the config lacks: there must be none."""
+    source = (ROOT / "sse_notify" / "static" / "sse_notify" / "sse-notify.js").read_text()
+    block = source[source.index("DEFAULT_STRINGS") :]
+    block = block[: block.index("};")]
+    defaults = set(re.findall(r"^\s*(\w+):", block, re.MULTILINE))
+    assert defaults and defaults == set(client_strings())
