@@ -103,6 +103,20 @@ def test_bulk_selection_marks_the_chosen_rows(demo: Demo, new_context: Any) -> N
     expect(row(page, titles[0])).to_have_class("sse-notify-inbox__item sse-notify-level-info is-unread")
     assert wait_until(lambda: [is_read(demo, t) for t in titles] == [False, True, True])
 
+    # Shift+click selects a range: from the last box clicked to this one.
+    select_all.check()  # from "some" to all, then to none
+    select_all.uncheck()
+    boxes.nth(2).click()
+    boxes.nth(0).click(modifiers=["Shift"])
+    assert [boxes.nth(i).is_checked() for i in range(boxes.count())] == [True, True, True]
+    boxes.nth(1).click()  # clears one; then shift+click clears the range back to it
+    boxes.nth(0).click(modifiers=["Shift"])
+    assert [boxes.nth(i).is_checked() for i in range(boxes.count())] == [False, False, True]
+    expect(page.locator("[data-sse-notify-selected]")).to_have_text("Selected: 1")
+    select_all.uncheck()
+    for title in titles[1:]:
+        row(page, title).locator("input[type=checkbox]").check()
+
     page.get_by_role("button", name="Mark selected unread").click()
     for title in titles[1:]:
         expect(row(page, title)).to_have_class("sse-notify-inbox__item sse-notify-level-info is-unread")
@@ -132,6 +146,9 @@ def test_reading_in_another_tab_updates_the_inbox(demo: Demo, new_context: Any) 
     expect(row(inbox, newer)).not_to_have_class("is-unread")
     expect(inbox.locator("[data-sse-notify-unread]")).to_have_text("0")
     expect(inbox.locator("form.sse-notify-inbox__mark-all")).to_be_hidden()
+    demo.send("alice", unique("After reading all"))
+    expect(inbox.locator("form.sse-notify-inbox__mark-all")).to_be_visible()
+    expect(inbox.locator("[data-sse-notify-unread]")).to_have_text("1")
 
 
 def test_filters_show_unread_and_one_level(demo: Demo, new_context: Any) -> None:

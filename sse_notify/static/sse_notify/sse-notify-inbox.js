@@ -136,10 +136,27 @@
       inbox.addEventListener("change", (event) => {
         if (event.target instanceof HTMLInputElement && event.target.matches(".sse-notify-inbox__check")) syncSelection();
       });
+      // Shift+click selects (or clears) the whole range from the last box clicked, as in GitHub's inbox.
+      let anchor = null;
+      inbox.addEventListener("click", (event) => {
+        const box = event.target;
+        if (!(box instanceof HTMLInputElement) || !box.matches(".sse-notify-inbox__check")) return;
+        const all = [...checks()];
+        if (event.shiftKey && anchor && all.includes(anchor)) {
+          const [from, to] = [all.indexOf(anchor), all.indexOf(box)].sort((x, y) => x - y);
+          all.slice(from, to + 1).forEach((other) => {
+            other.checked = box.checked;
+          });
+          syncSelection();
+        }
+        anchor = box;
+      });
       syncSelection();
     }
 
     document.addEventListener("sse-notify:read", (event) => apply(event.detail || {}));
+    // A new arrival (or any count change) brings "Mark all read" back when it is needed.
+    document.addEventListener("sse-notify:unread", (event) => setUnread(event.detail?.unread));
 
     // Times as "3 minutes ago" in the page's language, kept current (the server's text
     // says when the page was made). The full date stays in the title attribute.
