@@ -104,7 +104,18 @@ SSE_NOTIFY = {
         },
         "default": {"label": "Everything else", "description": "Reports, reminders and news."},
     },
+    # Email for what was not seen (`manage.py sse_notify_email --loop 10` in a second terminal):
+    # a short delay so the demo shows it, links back to the demo's own address.
+    "EMAIL_DELAY": float(os.environ.get("DEMO_EMAIL_DELAY", "60")),
+    "EMAIL_BASE_URL": os.environ.get("DEMO_BASE_URL", "http://127.0.0.1:8000"),
 }
+# The demo prints its emails in the terminal of the email command; set DEMO_SMTP_PORT to
+# send them to a local SMTP server instead (e.g. `python -m aiosmtpd -n -l 127.0.0.1:8025`).
+if os.environ.get("DEMO_SMTP_PORT"):
+    EMAIL_HOST, EMAIL_PORT = "127.0.0.1", int(os.environ["DEMO_SMTP_PORT"])
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = "sse_notify demo <notifications@example.com>"
 
 # The demo's users, created by ``manage.py demo`` (admin is a superuser).
 DEMO_USERS = [

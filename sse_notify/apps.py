@@ -12,6 +12,7 @@ class SseNotifyConfig(AppConfig):
     def ready(self) -> None:
         from . import checks as sse_checks
         from .categories import check_categories
+        from .email_messages import check_email
         from .receivers import end_streams_on_logout
         from .signals import handle_notify, notify
 
@@ -19,6 +20,7 @@ class SseNotifyConfig(AppConfig):
         checks.register(sse_checks.check_channel_layer)
         checks.register(sse_checks.check_redis_layer)
         checks.register(check_categories)
+        checks.register(check_email)
         checks.register(sse_checks.check_static_files)
         notify.connect(handle_notify, dispatch_uid="sse_notify.notify")
         user_logged_out.connect(end_streams_on_logout, dispatch_uid="sse_notify.end_streams_on_logout")

@@ -61,6 +61,14 @@ SCHEMES = Rule(
     ),
     "a list of scheme names such as ['http', 'https', 'mailto'], never 'javascript', 'data' or 'vbscript'",
 )
+BASE_URL = Rule(
+    lambda v: isinstance(v, str) and (v == "" or v.startswith(("https://", "http://"))),
+    "'' or a scheme and host such as 'https://example.com'",
+)
+LANGUAGE = Rule(
+    lambda v: v is None or callable(v) or (isinstance(v, str) and "." in v),
+    "None, a callable taking the user and returning a language code, or its dotted path",
+)
 # Each entry is checked by E005, which names the bad one.
 ORIGINS = Rule(lambda v: isinstance(v, (list, tuple)), "a list of origins, such as ['https://app.example.com']")
 
@@ -173,6 +181,27 @@ SETTINGS: dict[str, Setting] = {
             Rule(lambda v: isinstance(v, dict), "a dict of slug -> options (each entry is checked by E020)"),
             "Your notification categories, each with its default per channel and whether it is required "
             "(see sse_notify.categories). Empty: one implicit 'default' category.",
+        ),
+        Setting(
+            "EMAIL_DELAY",
+            600.0,
+            SECONDS,
+            "Seconds a notification must stay unread before it is emailed (or queued for the recipient's digest): "
+            "reading it in the app before then means no email. Shorter is quicker, longer sends fewer emails.",
+        ),
+        Setting(
+            "EMAIL_BASE_URL",
+            "",
+            BASE_URL,
+            "Scheme and host of the absolute links in emails, e.g. 'https://example.com' (emails are sent outside "
+            "any request). Empty: https:// plus the current django.contrib.sites domain, if installed.",
+        ),
+        Setting(
+            "EMAIL_LANGUAGE",
+            None,
+            LANGUAGE,
+            "Where an email's language comes from: a callable (or dotted path) taking the user and returning a "
+            "language code, e.g. from a profile field. None, or a callable returning None: LANGUAGE_CODE.",
         ),
     )
 }

@@ -63,6 +63,30 @@ class Level(models.TextChoices):
     ERROR = "error", _("Error")
 
 
+class EmailState(models.TextChoices):
+    """Where a notification is on its way to an email (see ``sse_notify.emailing``).
+
+    ``pending`` -> (after EMAIL_DELAY, by the recipient's preference) ``immediate`` /
+    ``hourly`` / ``daily`` or ``skipped`` -> ``claimed`` (one runner owns it) ->
+    ``sent`` or ``failed``. A row never leaves ``claimed`` except to ``sent``/``failed``
+    (or back to its mode when the mail server could not even be reached), so a
+    crash after the claim can lose an email but never send it twice.
+    """
+
+    PENDING = "pending", _("Waiting for the email delay")
+    IMMEDIATE = "immediate", _("Due now")
+    HOURLY = "hourly", _("Waiting for the hourly digest")
+    DAILY = "daily", _("Waiting for the daily digest")
+    CLAIMED = "claimed", _("Being sent")
+    SENT = "sent", _("Emailed")
+    SKIPPED = "skipped", _("Not emailed")
+    FAILED = "failed", _("Email failed")
+
+
+#: States in which a row still waits for the email pass (the partial index covers them).
+EMAIL_WAITING = (EmailState.PENDING, EmailState.IMMEDIATE, EmailState.HOURLY, EmailState.DAILY)
+
+
 class Inbox(models.Model):
     """Per-user state: the sequence counter (the lock that orders sends) and counts.
 
@@ -781,6 +805,18 @@ class Notification(models.Model):
         db_default=True,
         help_text=_("The recipient's desktop choice when it was sent."),
     )
+    # Email for what was not seen (sse_notify.emailing). db_default too: set-based
+    # INSERTs that name no email columns still start the row as pending.
+    email_state = models.CharField(
+        _("email"),
+        max_length=10,
+        choices=EmailState.choices,
+        default=EmailState.PENDING,
+        db_default=EmailState.PENDING,
+        editable=False,
+    )
+    email_claim = models.CharField(max_length=32, blank=True, default="", db_default="", editable=False)
+    emailed_at = models.DateTimeField(_("emailed"), null=True, blank=True, editable=False)
 
     objects = NotificationManager()
 
@@ -808,6 +844,18 @@ class Notification(models.Model):
             # For SET_NULL when an actor is deleted; rows without an actor (most: every
             # send to many users) add no entry.
             models.Index(fields=["actor"], condition=Q(actor__isnull=False), name="sse_notify_actor"),
+            # The email pass reads only rows still on their way to an email.
+            models.Index(
+                fields=["email_state", "recipient", "created_at"],
+                condition=Q(email_state__in=[state.value for state in EMAIL_WAITING]),
+                name="sse_notify_email_waiting",
+            ),
+            # A runner reads back what its claim took (and stale claims are counted).
+            models.Index(
+                fields=["email_claim"],
+                condition=Q(email_state="claimed"),
+                name="sse_notify_email_claimed",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import preference_views, stream, views
+from . import preference_views, stream, unsubscribe, views
 from .cors import allow_preflight
 
 app_name = "sse_notify"
@@ -21,4 +21,5 @@ urlpatterns = [
         name="mark_group_read",
     ),
     path("api/read-all/", allow_preflight("POST")(views.mark_all_read), name="mark_all_read"),
+    path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
 ]

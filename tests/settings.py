@@ -94,6 +94,12 @@ if os.environ.get("SSE_NOTIFY_TEST_OVERRIDES"):
     SSE_NOTIFY = {**SSE_NOTIFY, **json.loads(os.environ["SSE_NOTIFY_TEST_OVERRIDES"])}
 if os.environ.get("SSE_NOTIFY_TEST_CONSTANTS"):
     SSE_NOTIFY_TEST_CONSTANTS = {**SSE_NOTIFY_TEST_CONSTANTS, **json.loads(os.environ["SSE_NOTIFY_TEST_CONSTANTS"])}
+# Email tests hand child processes (the email command) their SMTP sink's port.
+if os.environ.get("SSE_NOTIFY_TEST_SMTP_PORT"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = "127.0.0.1"
+    EMAIL_PORT = int(os.environ["SSE_NOTIFY_TEST_SMTP_PORT"])
+    EMAIL_TIMEOUT = 30
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -1,0 +1,274 @@
+"""Email for what was not seen: one pass of the email runner.
+
+``run_pass()`` (the ``sse_notify_email`` command, from cron, a systemd timer or
+``--loop``) does, in order:
+
+1. **Sort.** Rows still ``pending`` after ``EMAIL_DELAY`` take the recipient's email
+   preference for their category *at that moment*: ``immediate``, ``hourly``,
+   ``daily``; or ``skipped`` (read in the app in time, email off, unknown category).
+   Waiting rows that have been read since are ``skipped`` too.
+2. **Claim**, per mode, per batch of users: one conditional ``UPDATE`` moves the
+   batch's due, unread rows from ``<mode>`` to ``claimed`` with this claim's token.
+   On PostgreSQL its row set is ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent
+   runners (and a user marking a row read at that instant) never wait on each
+   other; on every database the ``email_state = <mode>`` condition makes a row
+   claimable once. The claim commits before any mail is sent.
+3. **Send** through Django's configured email backend (one connection per batch),
+   then mark the claim's rows ``sent`` (or a message's rows ``failed``).
+
+**At most once.** A row is emailed only by the runner whose claim moved it out of
+its mode, and nothing ever moves a ``claimed`` row back into a mode except the one
+case where no mail was handed over at all (the mail server could not be reached
+when the batch's connection opened). A crash between claim and "sent" therefore
+leaves rows ``claimed``: that email may be lost, never doubled. Such rows are
+counted as ``stale`` after ``STALE_CLAIM`` and logged, so an operator can see them.
+(Exactly once across SMTP is impossible without the receiver's help; the one
+ambiguity left is a server that accepts the message and then drops the connection
+before answering, which is reported as ``failed``, not retried.)
+
+**Periods.** A digest covers what became due before the start of the current hour
+(or day, in ``settings.TIME_ZONE``) *minus* the delay; that cutoff is constant for a
+whole period, so however often the pass runs, a user gets one digest per period.
+
+**Queries.** Each batch costs a fixed number of queries whatever its size (up to
+``BATCH_SIZE`` users): the candidate users, the claim, reading it back (users
+joined), one preference lookup per category present, and at most three updates.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.mail import get_connection
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from .conf import app_settings
+from .email_messages import Composer, address_of
+from .models import EmailState, Notification, chunked
+
+logger = logging.getLogger(__name__)
+
+#: Users per claim (and so per SMTP connection); also rows per sort step.
+BATCH_SIZE = 500
+#: A claim older than this that is not marked sent was interrupted (crash, kill).
+STALE_CLAIM = timedelta(hours=1)
+
+MODES = (EmailState.IMMEDIATE, EmailState.HOURLY, EmailState.DAILY)
+
+
+@dataclass
+class PassReport:
+    """What one pass did (the command prints it)."""
+
+    emails: int = 0  # messages the backend accepted
+    emailed: int = 0  # notifications in them
+    skipped: int = 0  # read in time, email off, no address
+    failed: int = 0  # in messages the backend refused (not retried)
+    deferred: int = 0  # claimed, but the mail server was unreachable: back in the queue
+    stale: int = 0  # claimed long ago by a runner that never finished
+
+    def __str__(self) -> str:
+        text = (
+            f"Emailed {self.emailed} notification(s) in {self.emails} email(s); "
+            f"{self.skipped} skipped, {self.failed} failed, {self.deferred} deferred."
+        )
+        if self.stale:
+            text += f" {self.stale} interrupted claim(s) older than {STALE_CLAIM} (not re-sent)."
+        return text
+
+
+def cutoff(mode: str, now: datetime, delay: timedelta) -> datetime:
+    """Rows of ``mode`` created at or before this are due now."""
+    due = now - delay
+    if mode == EmailState.IMMEDIATE:
+        return due
+    local = timezone.localtime(due)
+    if mode == EmailState.HOURLY:
+        return local.replace(minute=0, second=0, microsecond=0)
+    # Midnight of that day, in the project's time zone (correct across DST changes).
+    return timezone.make_aware(datetime.combine(local.date(), time.min), local.tzinfo)
+
+
+def run_pass(*, now: datetime | None = None, using: str | None = None, batch_size: int = BATCH_SIZE) -> PassReport:
+    """Email every notification that is due now; see the module docstring."""
+    now = now or timezone.now()
+    using = using or router.db_for_write(Notification)
+    delay = timedelta(seconds=float(app_settings.EMAIL_DELAY))
+    composer = Composer()
+    report = PassReport()
+    rows = Notification.objects.using(using)
+    report.skipped += rows.filter(email_state__in=MODES, read_at__isnull=False).update(email_state=EmailState.SKIPPED)
+    report.skipped += _sort(now - delay, using, batch_size)
+    for mode in MODES:
+        for users in _user_batches(mode, cutoff(mode, now, delay), using, batch_size):
+            token, claimed, skipped = _claim(mode, cutoff(mode, now, delay), users, now, using)
+            report.skipped += skipped
+            if claimed:
+                _send(mode, token, claimed, composer, using, report)
+    report.stale = rows.filter(email_state=EmailState.CLAIMED, emailed_at__lt=now - STALE_CLAIM).count()
+    if report.stale:
+        logger.warning(
+            "%d notification(s) were claimed for email over %s ago by a runner that did not finish "
+            "(crash or kill); they are not re-sent (at most once).",
+            report.stale,
+            STALE_CLAIM,
+        )
+    return report
+
+
+def _skip_locked(using: str) -> bool:
+    return bool(connections[using].features.has_select_for_update_skip_locked)
+
+
+def _modes(user_ids: Sequence[int], category: str) -> dict[int, str]:
+    from .preferences import email_modes
+
+    try:
+        return email_modes(user_ids, category)
+    except ValidationError:
+        # The category was removed from settings since these rows were sent.
+        logger.warning("Not emailing notifications of undeclared category %r.", category)
+        return {}
+
+
+def _sort(due: datetime, using: str, batch_size: int) -> int:
+    """Give each pending row past the delay its recipient's email mode; return how many skipped."""
+    skipped = 0
+    pending = Notification.objects.using(using).filter(email_state=EmailState.PENDING, created_at__lte=due)
+    locking = _skip_locked(using)
+    while True:
+        # On PostgreSQL the batch stays locked (skipped by other runners) until it is sorted.
+        # Elsewhere each UPDATE below is atomic on its own and conditional on "pending".
+        with transaction.atomic(using=using) if locking else nullcontext():
+            batch = pending.select_for_update(skip_locked=True) if locking else pending
+            found = list(batch.order_by("pk").values_list("pk", "recipient_id", "category", "read_at")[:batch_size])
+            if not found:
+                return skipped
+            by_category: dict[str, list[tuple[int, int, Any]]] = {}
+            for pk, uid, category, read_at in found:
+                by_category.setdefault(category, []).append((pk, uid, read_at))
+            target: dict[str, list[int]] = {}
+            for category, items in by_category.items():
+                modes = _modes(sorted({uid for _, uid, _ in items}), category)
+                for pk, uid, read_at in items:
+                    mode = modes.get(uid, "off")
+                    state = mode if read_at is None and mode in MODES else EmailState.SKIPPED
+                    target.setdefault(state, []).append(pk)
+            for state, pks in target.items():
+                for chunk in chunked(pks):
+                    changed = pending.filter(pk__in=chunk).update(email_state=state)
+                    if state == EmailState.SKIPPED:
+                        skipped += changed
+
+
+def _user_batches(mode: str, due: datetime, using: str, batch_size: int) -> Iterator[list[int]]:
+    """Users with rows of ``mode`` due, in id order, ``batch_size`` at a time (keyset paging)."""
+    after = 0
+    while True:
+        users = list(
+            Notification.objects.using(using)
+            .filter(email_state=mode, created_at__lte=due, read_at__isnull=True, recipient_id__gt=after)
+            .order_by("recipient_id")
+            .values_list("recipient_id", flat=True)
+            .distinct()[:batch_size]
+        )
+        if not users:
+            return
+        yield users
+        after = users[-1]
+
+
+def _claim(
+    mode: str, due: datetime, users: list[int], now: datetime, using: str
+) -> tuple[str, list[Notification], int]:
+    """Claim the due rows of ``mode`` of ``users``; return (token, rows to email, rows skipped).
+
+    Rows whose recipient turned that category's email off while they waited, or has
+    no address or is inactive, are skipped in the same transaction.
+    """
+    token = uuid.uuid4().hex
+    objects = Notification.objects.using(using)
+    candidates = objects.filter(
+        recipient_id__in=users, email_state=mode, created_at__lte=due, read_at__isnull=True
+    ).order_by()
+    if _skip_locked(using):
+        # Rows another runner (or a mark-read) holds are skipped, not waited for.
+        candidates = objects.filter(
+            pk__in=candidates.select_for_update(skip_locked=True).values("pk"), email_state=mode
+        ).order_by()
+    with transaction.atomic(using=using):
+        # On SQLite this UPDATE is the transaction's first statement: it takes the write
+        # lock before anything is read, so two runners serialise instead of deadlocking.
+        if not candidates.update(email_state=EmailState.CLAIMED, email_claim=token, emailed_at=now):
+            return token, [], 0
+        claimed = list(
+            objects.filter(email_state=EmailState.CLAIMED, email_claim=token)
+            .select_related("recipient")
+            .order_by("recipient_id", "pk")
+        )
+        by_category: dict[str, set[int]] = {}
+        for n in claimed:
+            by_category.setdefault(n.category, set()).add(n.recipient_id)
+        modes = {category: _modes(sorted(uids), category) for category, uids in by_category.items()}
+        keep: list[Notification] = []
+        drop: list[int] = []
+        for n in claimed:
+            wanted = modes[n.category].get(n.recipient_id, "off") in MODES
+            if wanted and n.recipient.is_active and address_of(n.recipient):
+                keep.append(n)
+            else:
+                drop.append(n.pk)
+        for chunk in chunked(drop):
+            objects.filter(pk__in=chunk).update(email_state=EmailState.SKIPPED, email_claim="")
+    return token, keep, len(drop)
+
+
+def _messages(mode: str, rows: list[Notification]) -> Iterator[tuple[Any, list[Notification]]]:
+    """One message per user (digests) or per user and category (immediate)."""
+    groups: dict[tuple[int, str], list[Notification]] = {}
+    for n in rows:
+        key = (n.recipient_id, "" if mode != EmailState.IMMEDIATE else n.category)
+        groups.setdefault(key, []).append(n)
+    for items in groups.values():
+        yield items[0].recipient, items
+
+
+def _send(mode: str, token: str, rows: list[Notification], composer: Composer, using: str, report: PassReport) -> None:
+    objects = Notification.objects.using(using)
+    mine = objects.filter(email_state=EmailState.CLAIMED, email_claim=token)
+    connection = get_connection()
+    try:
+        connection.open()
+    except Exception:
+        # Nothing was handed over: the rows go back to wait for the next pass.
+        logger.exception("Could not reach the mail server; %d notification(s) stay queued.", len(rows))
+        report.deferred += mine.update(email_state=mode, email_claim="", emailed_at=None)
+        return
+    failed: list[int] = []
+    try:
+        for user, items in _messages(mode, rows):
+            pks = [n.pk for n in items]
+            try:
+                message = composer.message(user, items, mode)
+                message.connection = connection
+                if not message.send():
+                    raise RuntimeError("the email backend accepted no message")
+            except Exception:
+                # Not retried: the server may have taken it (see the module docstring).
+                logger.exception("Emailing notification(s) %s to user %s failed.", pks, user.pk)
+                failed.extend(pks)
+            else:
+                report.emails += 1
+    finally:
+        connection.close()
+    for chunk in chunked(failed):
+        report.failed += mine.filter(pk__in=chunk).update(email_state=EmailState.FAILED)
+    report.emailed += mine.update(email_state=EmailState.SENT, emailed_at=timezone.now())

@@ -1,0 +1,329 @@
+"""Email over a real SMTP server on loopback (aiosmtpd): delivery, one-click, crashes, concurrency.
+
+The mail goes through Django's SMTP backend to ``tests/smtp_sink.py``; the
+runner is the real ``manage.py sse_notify_email`` in a child process wherever a
+crash or several runners are the point.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+from django.utils import timezone
+
+from sse_notify.api import send_notification
+from sse_notify.emailing import run_pass
+from sse_notify.models import EMAIL_WAITING, EmailState, Notification
+from sse_notify.preferences import email_modes
+from tests.smtp_sink import Received, SmtpSink
+from tests.support import ON_POSTGRES, ROOT, free_port, postgres_only, subprocess_env
+
+CATEGORIES = {
+    "comments": {"label": "Comments", "email": "immediate"},
+    "activity": {"label": "Activity", "email": "hourly"},
+}
+BASE = "https://app.example.test"
+
+
+@pytest.fixture(autouse=True)
+def smtp_settings(settings: Any, smtp_sink: SmtpSink) -> None:
+    settings.SSE_NOTIFY = {
+        **settings.SSE_NOTIFY,
+        "CATEGORIES": CATEGORIES,
+        "EMAIL_BASE_URL": BASE,
+        "EMAIL_DELAY": 0.001,
+    }
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = smtp_sink.port
+    settings.EMAIL_TIMEOUT = 30
+
+
+def runner(sink: SmtpSink, *args: str, base: str = BASE) -> subprocess.Popen[str]:
+    """``manage.py sse_notify_email`` in a child process, mailing to ``sink``."""
+    env = subprocess_env(overrides={"CATEGORIES": CATEGORIES, "EMAIL_BASE_URL": base, "EMAIL_DELAY": 0.001})
+    env["SSE_NOTIFY_TEST_SMTP_PORT"] = str(sink.port)
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "sse_notify_email", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str]) -> str:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    return out
+
+
+def titles(received: list[Received]) -> list[str]:
+    """Every notification title in the messages (each entry line is ``* title``)."""
+    found = []
+    for r in received:
+        found += [m[1] for m in re.finditer(r"^\* (.+?)(?: \(\d+ notifications\))?$", r.text, re.MULTILINE)]
+    return found
+
+
+def states() -> Counter[str]:
+    return Counter(Notification.objects.values_list("email_state", flat=True))
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# -- the end-to-end case --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unread_is_mailed_and_one_click_turns_the_category_off(make_user: Any, smtp_sink: SmtpSink) -> None:
+    alice = make_user("alice", email="alice@example.test")
+    send_notification(alice, "Bob commented on Issue 42", category="comments", url="/issues/42/")
+    assert run_pass().emails == 1
+    [received] = smtp_sink.wait_for(1)
+    assert received.to == ["alice@example.test"]
+    assert received.subject == "Bob commented on Issue 42"
+    unsubscribe = received.header("List-Unsubscribe")
+    assert received.header("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click"
+    match = re.fullmatch(r"<(https://app\.example\.test(/notifications/unsubscribe/[^/>]+/))>", unsubscribe or "")
+    assert match, unsubscribe
+    assert match[1] in received.text and match[1] in received.html
+    assert f"{BASE}/issues/42/" in received.text
+
+    # The mail provider's one-click POST: no session, no CSRF token.
+    response = Client(enforce_csrf_checks=True).post(
+        match[2], "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    assert email_modes([alice.pk], "comments") == {alice.pk: "off"}
+
+    send_notification(alice, "Carol commented too", category="comments")
+    report = run_pass(now=timezone.now() + timedelta(days=2))
+    assert (report.emails, report.skipped) == (0, 1)
+    assert len(smtp_sink.received) == 1
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_end_to_end_command_smtp_and_one_click_through_daphne(
+    make_user: Any, smtp_sink: SmtpSink, daphne: Callable[..., Any]
+) -> None:
+    """The runner as cron starts it, the one-click POST as a mail provider sends it to a real server."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    daphne(overrides={"CATEGORIES": CATEGORIES}, port=port)
+    alice = make_user("alice", email="alice@example.test")
+    send_notification(alice, "Deploy finished", category="comments")
+    assert "Emailed 1 notification(s) in 1 email(s)" in finish(runner(smtp_sink, base=base))
+    [received] = smtp_sink.wait_for(1)
+    assert received.header("List-Unsubscribe-Post") == "List-Unsubscribe=One-Click"
+    match = re.fullmatch(
+        r"<(http://127\.0\.0\.1:\d+/notifications/unsubscribe/[^/>]+/)>", received.header("List-Unsubscribe") or ""
+    )
+    assert match
+    # A scanner's GET changes nothing; the provider's POST does.
+    assert httpx.get(match[1]).status_code == 200
+    assert email_modes([alice.pk], "comments") == {alice.pk: "immediate"}
+    response = httpx.post(
+        match[1], content=b"List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 200
+    assert email_modes([alice.pk], "comments") == {alice.pk: "off"}
+    send_notification(alice, "Deploy finished again", category="comments")
+    assert "Emailed 0 notification(s)" in finish(runner(smtp_sink, base=base))
+    assert len(smtp_sink.received) == 1
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crash_mid_run_never_sends_twice(make_user: Any, smtp_sink: SmtpSink) -> None:
+    """Killed while the server holds the reply to a message it already has: nothing is sent again."""
+    users = [make_user(f"user{i}", email=f"user{i}@example.test") for i in range(5)]
+    for user in users:
+        send_notification(user, f"Note for {user.username}", category="comments")
+    smtp_sink.hold_after = 2  # the third message is received, then its "250" is withheld
+    first = runner(smtp_sink, "--batch-size", "2")
+    assert smtp_sink.held.wait(120), first.stderr.read() if first.poll() is not None else "runner hung"
+    first.kill()  # SIGKILL: no cleanup, as in a power cut or an OOM kill
+    first.wait(30)
+    smtp_sink.release.set()
+
+    assert "Emailed 1 notification(s) in 1 email(s)" in finish(runner(smtp_sink))
+    received = titles(smtp_sink.received)
+    assert Counter(received).most_common(1)[0][1] == 1, received  # nobody got anything twice
+    assert sorted(received) == ["Note for user0", "Note for user1", "Note for user2", "Note for user4"]
+    by_user = dict(Notification.objects.values_list("recipient__username", "email_state"))
+    assert by_user == {
+        "user0": "sent",
+        "user1": "sent",
+        "user2": "claimed",  # the server has it, but the runner never heard: not sent again
+        "user3": "claimed",  # claimed with it, never sent: lost, not doubled
+        "user4": "sent",
+    }
+    # The interrupted claims are reported once they are old, and still not re-sent.
+    report = run_pass(now=timezone.now() + timedelta(hours=2))
+    assert (report.emails, report.stale) == (0, 2)
+    assert len(smtp_sink.received) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unreachable_mail_server_keeps_the_email_queued(
+    make_user: Any, smtp_sink: SmtpSink, settings: Any, caplog: Any
+) -> None:
+    alice = make_user("alice", email="alice@example.test")
+    send_notification(alice, "Waiting for the server", category="comments")
+    settings.EMAIL_PORT = free_port()  # nothing listens there
+    report = run_pass()
+    assert (report.emails, report.deferred) == (0, 1)
+    assert "Could not reach the mail server" in caplog.text
+    assert states() == Counter({"immediate": 1})
+    settings.EMAIL_PORT = smtp_sink.port
+    assert run_pass().emails == 1
+    assert titles(smtp_sink.wait_for(1)) == ["Waiting for the server"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refused_message_fails_alone_and_is_not_retried(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    make_user("alice", email="alice@example.test")
+    bob = make_user("bob", email="bob@example.test")
+    make_user("carol", email="carol@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.refuse = {"bob@example.test"}
+    report = run_pass()
+    assert (report.emails, report.failed) == (2, 1)
+    assert sorted(r.to[0] for r in smtp_sink.received) == ["alice@example.test", "carol@example.test"]
+    assert Notification.objects.get(recipient=bob).email_state == EmailState.FAILED
+    assert run_pass(now=timezone.now() + timedelta(days=1)).emails == 0
+    assert len(smtp_sink.received) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_loop_keeps_mailing_until_sigterm(make_user: Any, smtp_sink: SmtpSink) -> None:
+    alice = make_user("alice", email="alice@example.test")
+    proc = runner(smtp_sink, "--loop", "0.1")
+    try:
+        send_notification(alice, "First", category="comments")
+        smtp_sink.wait_for(1)
+        send_notification(alice, "Second", category="comments")
+        assert titles(smtp_sink.wait_for(2)) == ["First", "Second"]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Emailed 1 notification(s) in 1 email(s)" in out
+
+
+# -- concurrent runners ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def loop_runners(smtp_sink: SmtpSink) -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
+def many_runners_each_notification_once(make_user: Any, sink: SmtpSink, procs: list[subprocess.Popen[str]]) -> None:
+    users = [make_user(f"c{i:03}", email=f"c{i:03}@example.test") for i in range(120)]
+    # Four runners polling every 100 ms, all waiting for work...
+    procs += [runner(sink, "--loop", "0.1", "--batch-size", "3") for _ in range(4)]
+    # ...which appears for all of them at once (one commit): 120 users, 1 to 3 notifications each.
+    with transaction.atomic():
+        for k in range(3):
+            send_notification(users[: 120 - 40 * k], f"Round {k}", category="comments")
+    expected = sorted((f"c{i:03}@example.test", f"Round {k}") for k in range(3) for i in range(120 - 40 * k))
+    wait_until(
+        lambda: not Notification.objects.filter(email_state__in=[*EMAIL_WAITING, EmailState.CLAIMED]).exists(),
+        "every notification to be sent",
+    )
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    outputs = [finish(proc) for proc in procs]
+    assert states() == Counter({"sent": len(expected)})
+    delivered = [(r.to[0], title) for r in sink.received for title in titles([r])]
+    assert [pair for pair, n in Counter(delivered).items() if n > 1] == []  # nothing twice
+    assert sorted(delivered) == expected  # nothing lost
+    # They really ran side by side: more than one runner sent something.
+    busy = [out for out in outputs if re.search(r"Emailed [1-9]", out)]
+    assert len(busy) >= 2, outputs
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_postgres_concurrent_runners_email_each_notification_once(
+    make_user: Any, smtp_sink: SmtpSink, loop_runners: list[subprocess.Popen[str]]
+) -> None:
+    many_runners_each_notification_once(make_user, smtp_sink, loop_runners)
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="the PostgreSQL run has its own test")
+@pytest.mark.django_db(transaction=True)
+def test_sqlite_concurrent_runners_email_each_notification_once(
+    make_user: Any, smtp_sink: SmtpSink, loop_runners: list[subprocess.Popen[str]]
+) -> None:
+    many_runners_each_notification_once(make_user, smtp_sink, loop_runners)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_postgres_rows_locked_elsewhere_are_skipped_not_waited_for(make_user: Any, smtp_sink: SmtpSink) -> None:
+    """A row another runner (or a mark-read) holds is left for a later pass; the pass does not block."""
+    alice = make_user("alice", email="alice@example.test")
+    bob = make_user("bob", email="bob@example.test")
+    send_notification([alice, bob], "Hello", category="comments")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                list(Notification.objects.filter(recipient=alice).select_for_update())
+                locked.set()
+                release.wait(120)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(60)
+        reports: list[Any] = []
+        passer = threading.Thread(target=lambda: (reports.append(run_pass()), connection.close()))
+        passer.start()
+        passer.join(120)  # guards a hang only: without SKIP LOCKED it would wait for "release"
+        assert not passer.is_alive(), "the pass waited on a locked row"
+        assert reports[0].emails == 1
+        assert [r.to for r in smtp_sink.received] == [["bob@example.test"]]
+    finally:
+        release.set()
+        holder.join(60)
+    assert run_pass().emails == 1
+    assert sorted(r.to[0] for r in smtp_sink.wait_for(2)) == ["alice@example.test", "bob@example.test"]
