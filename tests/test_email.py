@@ -175,7 +175,9 @@ def test_rows_from_before_email_existed_are_not_emailed(alice: Any) -> None:
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before, mine = ("sse_notify", "0002_categories_preferences"), ("sse_notify", "0003_email_delivery")
+    mine = ("sse_notify", "0004_email_delivery")
+    [before] = MigrationExecutor(connection).loader.graph.node_map[mine].parents
+    before = before.key
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
     try:
         executor = MigrationExecutor(connection)

@@ -21,7 +21,7 @@ STATES = [
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sse_notify", "0002_categories_preferences"),
+        ("sse_notify", "0003_notification_insert_indexes"),
     ]
 
     operations = [
