@@ -314,8 +314,11 @@ def test_in_the_recipients_language(alice: Any, make_user: Any, settings: Any) -
         at(send(user, "Deploy"), datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
     run_pass(now=datetime(2026, 12, 1, 9, 45, tzinfo=UTC))
     german, english = sorted(mail.outbox, key=lambda m: m.to[0])
-    # Django's own German formats show through translation.override("de").
+    # Our strings and Django's own formats, through translation.override("de").
+    assert german.body.startswith("Sie haben eine Benachrichtigung, die Sie noch nicht gesehen haben.")
     assert "1. Dezember 2026" in german.body
+    assert "Ihre Benachrichtigungen öffnen" in german.alternatives[0][0]
+    assert english.body.startswith("You have a notification you have not seen yet.")
     assert '<html lang="de">' in german.alternatives[0][0]
     assert "Dec. 1, 2026" in english.body
     assert '<html lang="en-us">' in english.alternatives[0][0]
