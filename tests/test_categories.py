@@ -173,3 +173,17 @@ def test_the_admin_sends_with_a_category_and_filters_by_it(client: Any, make_use
     listed = client.get(changelist, {"category": "comments"})
     assert [n.title for n in listed.context["cl"].result_list] == ["New comment"]
     assert "Comments" in listed.text  # the filter shows the declared labels
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(SSE_NOTIFY={"CATEGORIES": CATEGORIES})
+async def test_the_async_twin_takes_a_category(make_user: Any) -> None:
+    from asgiref.sync import sync_to_async
+
+    from sse_notify.api import asend_notification
+
+    alice = await sync_to_async(make_user)("async-alice")
+    (n,) = await asend_notification(alice, "async", category="comments", group_key="g")
+    assert (n.category, n.group_key, n.desktop) == ("comments", "g", False)
+    with pytest.raises(ValidationError):
+        await asend_notification(alice, "async", category="nope")
