@@ -87,3 +87,25 @@ async def test_required_categories_cannot_be_turned_off_through_the_endpoint(dap
         assert "cannot be changed" in response.text
         # Nothing changed, so the open tab is told nothing.
         assert await tab.silence(0.5, kind="preferences") == []
+
+
+async def test_an_emails_one_click_unsubscribe_reaches_the_open_tabs(daphne, user):
+    """RFC 8058: the mail provider posts without the user's cookie; the user's open tabs
+    (a preferences page) hear of the change at once."""
+    from sse_notify.unsubscribe import make_token
+
+    server = daphne(overrides={"CATEGORIES": CATEGORIES})
+    cookie = await sync_to_async(session_cookie)(user)
+    async with SSEStream(server.url("/notifications/stream/?cursor=0"), cookie=cookie) as tab:
+        await tab.next_event()
+        async with httpx.AsyncClient(base_url=server.base) as provider:  # no session, no CSRF token
+            response = await provider.post(
+                f"/notifications/unsubscribe/{make_token(user.pk, ['comments'])}/",
+                content="List-Unsubscribe=One-Click",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        assert response.status_code == 200, response.text
+        event = await tab.next_event()
+        assert event.event == "preferences"
+        comments = next(p for p in event.json()["preferences"] if p["category"] == "comments")
+        assert comments["email"] == "off"
