@@ -91,7 +91,8 @@ class NotificationAdmin(admin.ModelAdmin):
     change_list_template = "admin/sse_notify/notification/change_list.html"
     send_template = "admin/sse_notify/notification/send.html"
     list_display = ("title", "recipient", "category", "level", "is_read", "created_at", "seq")
-    list_filter = (CategoryFilter, "level", ReadFilter)
+    # email_state: what the email runner did with it (e.g. "Being sent" long ago = an interrupted run).
+    list_filter = (CategoryFilter, "level", ReadFilter, "email_state")
     list_select_related = ("recipient",)
     date_hierarchy = "created_at"
     # Autocomplete over the User admin when it exists (see get_autocomplete_fields);
@@ -108,7 +109,7 @@ class NotificationAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Notification | None = None) -> list[Any]:
         fields: list[Any] = ["recipient", "title", "body", "level", "url", "data", "actor", "category", "group_key"]
         if obj is not None:
-            fields += ["seq", "created_at", "read_at", "in_app", "desktop"]
+            fields += ["seq", "created_at", "read_at", "in_app", "desktop", "email_state", "emailed_at"]
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Notification | None = None) -> tuple[str, ...]:
@@ -118,7 +119,10 @@ class NotificationAdmin(admin.ModelAdmin):
         # in_app/desktop are the recipient's choices at send time: a record, not a setting.
         if obj is None:
             return ("seq",)
-        return ("recipient", "actor", "seq", "created_at", "read_at", "category", "in_app", "desktop")
+        return (
+            "recipient", "actor", "seq", "created_at", "read_at", "category", "in_app", "desktop",
+            "email_state", "emailed_at",
+        )  # fmt: skip
 
     @admin.display(boolean=True, description=_("read"), ordering="read_at")
     def is_read(self, obj: Notification) -> bool:

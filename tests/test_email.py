@@ -508,3 +508,15 @@ def test_check_w030_warns_when_emails_cannot_link_back(settings: Any) -> None:
     settings.SSE_NOTIFY = {**settings.SSE_NOTIFY, "CATEGORIES": CATEGORIES}
     with pytest.raises(Exception, match="W030"):
         run_check("check", fail_level="WARNING", stdout=StringIO(), stderr=StringIO())
+
+
+def test_admin_shows_and_filters_the_email_state(alice: Any, admin_client: Any) -> None:
+    n = send(alice, "Emailed one")
+    send(alice, "Still waiting")
+    run_pass(now=later())
+    Notification.objects.filter(title="Still waiting").update(email_state=EmailState.CLAIMED)
+    page = admin_client.get("/admin/sse_notify/notification/", {"email_state__exact": "claimed"})
+    assert page.status_code == 200
+    assert b"Still waiting" in page.content and b"Emailed one" not in page.content
+    detail = admin_client.get(f"/admin/sse_notify/notification/{n.pk}/change/")
+    assert b"Emailed" in detail.content
