@@ -8,7 +8,7 @@ app_name = "sse_notify"
 urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("preferences/", preference_views.preferences_page, name="preferences"),
-    path("api/preferences/", preference_views.preferences_api, name="preferences_api"),
+    path("api/preferences/", allow_preflight("GET", "POST")(preference_views.preferences_api), name="preferences_api"),
     # Cross-origin clients (CORS_ALLOWED_ORIGINS) get their preflights answered here.
     path("stream/", allow_preflight("GET")(stream.stream), name="stream"),
     path("api/notifications/", allow_preflight("GET")(views.notification_list), name="list"),

@@ -251,6 +251,9 @@ ORIGIN = "https://app.example.com"
         ("sse_notify:unread_count", [], "GET"),
         ("sse_notify:mark_read", [1], "POST"),
         ("sse_notify:mark_all_read", [], "POST"),
+        ("sse_notify:mark_unread", [1], "POST"),
+        ("sse_notify:mark_group_read", [1], "POST"),
+        ("sse_notify:preferences_api", [], "POST"),
     ],
 )
 def test_preflight_lets_an_allowed_origin_send_the_cursor_and_csrf_headers(
