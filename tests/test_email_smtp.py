@@ -256,6 +256,9 @@ def many_runners_each_notification_once(make_user: Any, sink: SmtpSink, procs: l
     users = [make_user(f"c{i:03}", email=f"c{i:03}@example.test") for i in range(120)]
     # Four runners polling every 100 ms, all waiting for work...
     procs += [runner(sink, "--loop", "0.1", "--batch-size", "3") for _ in range(4)]
+    for proc in procs:  # each has finished a first (empty) pass: all are polling now
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("Emailed 0 notification(s)")
     # ...which appears for all of them at once (one commit): 120 users, 1 to 3 notifications each.
     with transaction.atomic():
         for k in range(3):
