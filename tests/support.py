@@ -69,6 +69,11 @@ def postgres_only(test: Any) -> Any:
     return pytest.mark.postgres(skip(test))
 
 
+def sqlite_only(test: Any) -> Any:
+    """Mark a test of a SQLite-only path: it runs in CI's SQLite pass and skips on PostgreSQL."""
+    return pytest.mark.skipif(ON_POSTGRES, reason="a SQLite-only path (the suite runs on PostgreSQL)")(test)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

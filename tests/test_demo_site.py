@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.conftest import Demo
+from tests.browser.pages import Demo
 from tests.support import ROOT, free_port
 
 pytestmark = pytest.mark.e2e

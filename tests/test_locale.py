@@ -26,16 +26,14 @@ from django.utils import translation
 from sse_notify.api import send_notification
 from sse_notify.templatetags.sse_notify import client_config, client_strings
 from sse_notify.views import inbox
-from tests.support import ROOT
+from tests.support import ROOT, need
 
 CATALOG = ROOT / "sse_notify" / "locale" / "de" / "LC_MESSAGES"
 
 
 def need_gettext_tools() -> None:
-    if not (shutil.which("xgettext") and shutil.which("msgfmt") and shutil.which("msgcmp")):
-        if os.environ.get("CI") == "true":
-            pytest.fail("GNU gettext (xgettext, msgfmt, msgcmp) is missing; .ci/run installs Debian's gettext")
-        pytest.skip("GNU gettext tools are not installed")
+    tools = all(shutil.which(tool) for tool in ("xgettext", "msgfmt", "msgcmp"))
+    need(tools, "GNU gettext (xgettext, msgfmt, msgcmp) is missing; .ci/run installs Debian's gettext")
 
 
 @pytest.mark.e2e

@@ -6,7 +6,6 @@ commit still carries every recipient's (pk, seq, unread after) from RETURNING.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from sse_notify.api import EVERYONE, send_notification
 from sse_notify.models import Inbox, Notification
 from sse_notify.publish import BROADCAST_GROUP, DELIVER
+from tests.support import sqlite_only
 
 User = get_user_model()
 
@@ -108,7 +108,7 @@ def test_a_rolled_back_send_to_everyone_gives_every_seq_back() -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(os.environ.get("SSE_NOTIFY_TEST_DB") == "postgres", reason="a path for SQLite before 3.35")
+@sqlite_only  # the path for SQLite before 3.35
 def test_databases_without_returning_take_the_bulk_create_path(monkeypatch: Any) -> None:
     """SQLite before 3.35 has no RETURNING: the same results through allocate-then-bulk_create."""
     users = make_users(30)

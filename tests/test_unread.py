@@ -9,7 +9,6 @@ JSON endpoints' answer while the database is down, and CORS preflights.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 from collections.abc import Iterator
@@ -31,10 +30,9 @@ from sse_notify import db
 from sse_notify.api import send_notification
 from sse_notify.models import Inbox, Notification
 from sse_notify.publish import READ, user_group
-from tests.conftest import free_port
+from tests.support import free_port, postgres_only
 
 User = get_user_model()
-ON_POSTGRES = os.environ.get("SSE_NOTIFY_TEST_DB") == "postgres"
 
 
 def drift(user: Any) -> tuple[int, int]:
@@ -134,8 +132,7 @@ def test_mark_all_read_event_carries_null_not_every_id(client: Client, make_user
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.postgres
-@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL row locks (SSE_NOTIFY_TEST_DB=postgres)")
+@postgres_only  # row locks
 def test_postgres_concurrent_sends_and_read_changes_never_drift(make_user: Any) -> None:
     """Senders, readers and deleters at once on a few users; afterwards the counts are exact.
 

@@ -1,5 +1,7 @@
 """Helpers the browser test modules share (test modules do not import each other).
 
+``Demo``: the demo site under a real Daphne (the ``demo`` fixture in conftest.py starts it).
+
 Signing in through the demo's one-click sign-in page, waiting for the client's
 stream, unique titles, and reading a notification's read state in the demo's
 database.
@@ -7,11 +9,89 @@ database.
 
 from __future__ import annotations
 
+import json
+import os
+import sqlite3
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
-from tests.browser.conftest import Demo
+from tests.support import ROOT, DaphneServer, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class Demo(DaphneServer):
+    """The demo site served by a Daphne subprocess; ``restart()`` keeps the port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.db = workdir / "demo.sqlite3"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
+            "DEMO_DB": str(self.db),
+            "PYTHONPATH": str(ROOT),
+        }
+        super().__init__(env, free_port(), workdir / "daphne.log", application="demo_project.asgi:application")
+        self.sender: subprocess.Popen[str] | None = None
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    def send_command(self, username: str, title: str, *extra: str) -> None:
+        """Send with ``manage.py sse_notify_send``, as a cron job would."""
+        self.manage("sse_notify_send", "--user", username, "--title", title, *extra)
+
+    def send(self, username: str, title: str, **fields: Any) -> None:
+        """Send from another, long-lived process (``sender.py``), as a worker would."""
+        if self.sender is None or self.sender.poll() is not None:
+            self.sender = subprocess.Popen(
+                [sys.executable, "-m", "tests.browser.sender"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        assert self.sender.stdin is not None and self.sender.stdout is not None
+        self.sender.stdin.write(json.dumps({"user": username, "title": title, **fields}) + "\n")
+        self.sender.stdin.flush()
+        answer = self.sender.stdout.readline().strip()
+        assert answer == "ok", answer or "the sender process died"
+
+    def close_sender(self) -> None:
+        if self.sender is not None:
+            if self.sender.stdin is not None:
+                self.sender.stdin.close()
+            try:
+                self.sender.wait(10)
+            except subprocess.TimeoutExpired:
+                self.sender.kill()
+                self.sender.wait(5)
+            if self.sender.stdout is not None:
+                self.sender.stdout.close()
+            self.sender = None
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db, timeout=10) as conn:
+            return conn.execute(sql, params).fetchall()
+
 
 #: A page's client has its stream open (or listens to the tab that has).
 OPEN = "() => window.sseNotify && window.sseNotify.connection === 'open'"

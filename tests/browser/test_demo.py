@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,30 +17,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Demo
+from tests.browser.pages import OPEN, Demo, sign_in, unique, unread_in_db, wait_until
 from tests.support import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-OPEN = "() => window.sseNotify && window.sseNotify.connection === 'open'"
 # Records every notification event the page sees, to check each shows once.
 RECORD_EVENTS = """
 window.__seen = [];
 document.addEventListener("sse-notify:notification", (e) => window.__seen.push(e.detail.seq));
 """
-
-
-def sign_in(context: Any, username: str, path: str = "/") -> Any:
-    """Sign in with the sign-in page's one-click button; land on ``path``."""
-    page = context.new_page()
-    page.goto(f"/login/?next={path}")
-    page.click(f"[data-login={username}]")
-    page.wait_for_url(demo_url(page, path))
-    return page
-
-
-def demo_url(page: Any, path: str) -> Any:
-    return lambda url: url.split("://", 1)[1].split("/", 1)[1] == path.lstrip("/")
 
 
 def open_tab(context: Any, path: str = "/") -> Any:
@@ -55,28 +40,11 @@ def badge(page: Any) -> Any:
     return page.locator("[data-sse-notify-count]").first
 
 
-def unread_in_db(demo: Demo, title: str) -> list[tuple[Any, ...]]:
-    return demo.query("SELECT read_at FROM sse_notify_notification WHERE title = ?", title)
-
-
-def wait_until(check: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
 def streams_of(page: Any, demo: Demo) -> int:
     """Open streams the server holds for this page's user (the demo's DEBUG-only view)."""
     user = page.evaluate("window.sseNotify.config.user")
     counts = page.request.get(f"{demo.base}/_demo/streams/").json()
     return int(counts["users"].get(user, 0))
-
-
-def unique(title: str) -> str:
-    return f"{title} {uuid.uuid4().hex[:6]}"
 
 
 # 1 ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import Demo
+from tests.browser.pages import Demo
 
 pytestmark = pytest.mark.e2e
 

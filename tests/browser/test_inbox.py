@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Demo
-from tests.browser.pages import OPEN, sign_in, unique, unread_in_db, wait_until
+from tests.browser.pages import OPEN, Demo, sign_in, unique, unread_in_db, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Demo
+from tests.browser.pages import Demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import Demo
+from tests.browser.pages import Demo
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
