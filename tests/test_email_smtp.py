@@ -29,7 +29,7 @@ from sse_notify.emailing import run_pass
 from sse_notify.models import EMAIL_WAITING, EmailState, Notification
 from sse_notify.preferences import email_modes
 from tests.smtp_sink import Received, SmtpSink
-from tests.support import ON_POSTGRES, ROOT, free_port, postgres_only, subprocess_env
+from tests.support import ROOT, free_port, postgres_only, sqlite_only, subprocess_env
 
 CATEGORIES = {
     "comments": {"label": "Comments", "email": "immediate"},
@@ -288,7 +288,7 @@ def test_postgres_concurrent_runners_email_each_notification_once(
     many_runners_each_notification_once(make_user, smtp_sink, loop_runners)
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="the PostgreSQL run has its own test")
+@sqlite_only  # the PostgreSQL run has its own test
 @pytest.mark.django_db(transaction=True)
 def test_sqlite_concurrent_runners_email_each_notification_once(
     make_user: Any, smtp_sink: SmtpSink, loop_runners: list[subprocess.Popen[str]]
