@@ -123,3 +123,28 @@ def wait_until(check: Any, timeout: float = 5.0) -> Any:
 
 def unique(title: str) -> str:
     return f"{title} {uuid.uuid4().hex[:6]}"
+
+
+def sign_in_with_password(context: Any, username: str, path: str = "/", wait_open: bool = True) -> Any:
+    """Sign in through the sign-in page's username/password form (users made by ``create_users``)."""
+    page = context.new_page()
+    page.goto(f"/login/?next={path}")
+    page.locator("details.manual summary").click()
+    form = page.locator("details.manual form")
+    form.locator("input[name=username]").fill(username)
+    form.locator("input[name=password]").fill("demo")
+    form.get_by_role("button", name="Sign in").click()
+    if wait_open:
+        page.wait_for_function(OPEN)
+    return page
+
+
+def create_users(demo: Demo, names: list[str]) -> None:
+    """Demo users with the password ``demo`` and no notifications yet."""
+    listed = ", ".join(repr(u) for u in names)
+    demo.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model as g\n"
+        f"[g().objects.create_user(n, password='demo') for n in [{listed}]]",
+    )

@@ -13,42 +13,18 @@ from typing import Any
 
 import pytest
 
-from tests.browser.pages import Demo
+from tests.browser.pages import Demo, create_users, sign_in_with_password, unique
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-OPEN = "() => window.sseNotify && window.sseNotify.connection === 'open'"
 USERS = ["pia", "quinn", "rosa", "sam", "tess", "uma", "vic"]
 PAGE = "/notifications/preferences/"
 
 
 @pytest.fixture(scope="module")
 def users(demo: Demo) -> Iterator[list[str]]:
-    names = ", ".join(repr(u) for u in USERS)
-    demo.manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth import get_user_model as g\n"
-        f"[g().objects.create_user(n, password='demo') for n in [{names}]]",
-    )
+    create_users(demo, USERS)
     yield list(USERS)
-
-
-def sign_in(context: Any, username: str, path: str = "/", wait_open: bool = True) -> Any:
-    page = context.new_page()
-    page.goto(f"/login/?next={path}")
-    page.locator("details.manual summary").click()
-    form = page.locator("details.manual form")
-    form.locator("input[name=username]").fill(username)
-    form.locator("input[name=password]").fill("demo")
-    form.get_by_role("button", name="Sign in").click()
-    if wait_open:
-        page.wait_for_function(OPEN)
-    return page
-
-
-def unique(title: str) -> str:
-    return f"{title} {uuid.uuid4().hex[:6]}"
 
 
 def stored(demo: Demo, username: str, category: str) -> list[tuple[Any, ...]]:
@@ -78,7 +54,7 @@ def test_the_page_saves_each_change_at_once_and_other_tabs_follow(
 ) -> None:
     user = users.pop()
     context = new_context()
-    page = sign_in(context, user, PAGE)
+    page = sign_in_with_password(context, user, PAGE)
     other = context.new_page()  # a second tab of the same browser
     other.goto(PAGE)
     other.wait_for_function("() => document.querySelector('[data-sse-notify-prefs]').dataset.enhanced === '1'")
@@ -132,7 +108,7 @@ def test_in_app_off_is_listed_without_a_toast_or_a_badge_increment(
 ) -> None:
     user = users.pop()
     context = new_context()
-    prefs = sign_in(context, user, PAGE)
+    prefs = sign_in_with_password(context, user, PAGE)
     fieldset(prefs, "comments").get_by_label("In the app").uncheck()
     prefs.locator("[data-sse-notify-prefs-status]").filter(has_text="Saved.").wait_for()
     page = context.new_page()
@@ -158,7 +134,7 @@ def test_a_group_is_one_toast_and_one_entry_and_reading_it_reads_all(
 ) -> None:
     user = users.pop()
     context = new_context()
-    page = sign_in(context, user)
+    page = sign_in_with_password(context, user)
     group = f"project-{uuid.uuid4().hex[:6]}"
     titles = [unique(f"Comment {n} on Website relaunch") for n in (1, 2, 3)]
     for title in titles:

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.pages import Demo
+from tests.browser.pages import OPEN, Demo, create_users, sign_in_with_password, unique
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-OPEN = "() => window.sseNotify && window.sseNotify.connection === 'open'"
 USERS = ["dana", "erin", "femi", "gus", "hana", "ivo", "jun", "kim", "lea", "max"]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1100, "height": 680}
@@ -28,35 +27,13 @@ DESKTOP = {"width": 1100, "height": 680}
 @pytest.fixture(scope="module")
 def users(demo: Demo) -> Iterator[list[str]]:
     """Users with no notifications yet, one per test that needs known counts."""
-    names = ", ".join(repr(u) for u in USERS)
-    demo.manage(
-        "shell",
-        "-c",
-        "from django.contrib.auth import get_user_model as g\n"
-        f"[g().objects.create_user(n, password='demo') for n in [{names}]]",
-    )
+    create_users(demo, USERS)
     free = list(USERS)
     yield free
 
 
 def take(users: list[str]) -> str:
     return users.pop(0)
-
-
-def sign_in(context: Any, username: str, path: str = "/") -> Any:
-    page = context.new_page()
-    page.goto(f"/login/?next={path}")
-    page.locator("details.manual summary").click()
-    form = page.locator("details.manual form")
-    form.locator("input[name=username]").fill(username)
-    form.locator("input[name=password]").fill("demo")
-    form.get_by_role("button", name="Sign in").click()
-    page.wait_for_function(OPEN)
-    return page
-
-
-def unique(title: str) -> str:
-    return f"{title} {uuid.uuid4().hex[:6]}"
 
 
 def bell(page: Any) -> Any:
@@ -105,7 +82,7 @@ def test_the_open_list_stays_inside_the_viewport_wherever_the_bell_is(
     demo: Demo, new_context: Any, users: list[str], viewport: dict[str, int], where: str
 ) -> None:
     user = "carol"
-    page = sign_in(new_context(viewport=viewport), user)
+    page = sign_in_with_password(new_context(viewport=viewport), user)
     demo.send(user, "A title long enough to need the whole width of the list " + uuid.uuid4().hex, url="/projects/")
     expect(page.locator("[data-sse-notify-list] .sse-notify-item").first).to_be_attached(timeout=3000)
     if where != "layout":
@@ -133,7 +110,7 @@ def test_the_open_list_stays_inside_the_viewport_wherever_the_bell_is(
 def test_tabbing_out_of_the_open_list_closes_it_and_escape_returns_to_the_bell(
     demo: Demo, new_context: Any, users: list[str]
 ) -> None:
-    page = sign_in(new_context(), "carol")
+    page = sign_in_with_password(new_context(), "carol")
     bell(page).focus()
     page.keyboard.press("Enter")
     expect(panel(page)).to_be_visible()
@@ -164,7 +141,7 @@ def test_mark_all_read_shows_only_when_there_is_something_to_mark(
     demo: Demo, new_context: Any, users: list[str]
 ) -> None:
     user = take(users)
-    page = sign_in(new_context(), user)
+    page = sign_in_with_password(new_context(), user)
     bell(page).click()
     expect(page.get_by_text("You're all caught up.")).to_be_visible()
     mark_all = page.get_by_role("button", name="Mark all read")
@@ -187,7 +164,7 @@ def test_the_badge_caps_at_99_plus(demo: Demo, new_context: Any, users: list[str
     no_js.locator("details.manual input[name=password]").fill("demo")
     no_js.locator("details.manual").get_by_role("button", name="Sign in").click()
     expect(no_js.locator("[data-sse-notify-count]")).to_have_text("99+")  # server-rendered
-    page = sign_in(new_context(), user)
+    page = sign_in_with_password(new_context(), user)
     count = page.locator("[data-sse-notify-count]")
     expect(count).to_have_text("99+")
     assert count.get_attribute("data-count") == "120"
@@ -204,7 +181,7 @@ def test_the_badge_caps_at_99_plus(demo: Demo, new_context: Any, users: list[str
 def test_relative_times_stay_fresh(demo: Demo, new_context: Any, users: list[str]) -> None:
     user = take(users)
     context = new_context()
-    sign_in(context, user).close()
+    sign_in_with_password(context, user).close()
     page = context.new_page()
     page.clock.install()  # the page's timers and Date run on a clock the test moves
     page.goto("/")
@@ -222,7 +199,7 @@ def test_relative_times_stay_fresh(demo: Demo, new_context: Any, users: list[str
 def test_items_are_marked_read_and_unread_in_place(demo: Demo, new_context: Any, users: list[str]) -> None:
     user = take(users)
     context = new_context()
-    page = sign_in(context, user)
+    page = sign_in_with_password(context, user)
     other_tab = context.new_page()
     other_tab.goto("/projects/")
     other_tab.wait_for_function(OPEN)
@@ -260,7 +237,7 @@ def test_keyboard_reaches_toasts_with_alt_t_escape_dismisses_and_focus_returns(
     demo: Demo, new_context: Any, users: list[str]
 ) -> None:
     user = take(users)
-    page = sign_in(new_context(), user)
+    page = sign_in_with_password(new_context(), user)
     region = page.get_by_role("region", name="Notifications (Alt+T)")
     expect(region).to_have_attribute("aria-keyshortcuts", "Alt+T")
     first, second = unique("First"), unique("Second")
@@ -288,7 +265,7 @@ def test_keyboard_reaches_toasts_with_alt_t_escape_dismisses_and_focus_returns(
 def test_errors_and_warnings_stay_until_dismissed(demo: Demo, new_context: Any, users: list[str]) -> None:
     user = take(users)
     context = new_context()
-    sign_in(context, user).close()
+    sign_in_with_password(context, user).close()
     page = context.new_page()
 
     def short_toasts(route: Any) -> None:  # the page as rendered with TOAST_TIMEOUT_MS = 1000
@@ -314,7 +291,7 @@ def test_five_quick_sends_none_dropped_newest_nearest_the_corner(
     demo: Demo, new_context: Any, users: list[str]
 ) -> None:
     user = take(users)
-    page = sign_in(new_context(), user)
+    page = sign_in_with_password(new_context(), user)
     titles = [unique(f"Quick {i}") for i in range(5)]
     for title in titles:
         demo.send(user, title)
@@ -339,7 +316,7 @@ def test_five_quick_sends_none_dropped_newest_nearest_the_corner(
 
 def test_long_titles_are_clamped(demo: Demo, new_context: Any, users: list[str]) -> None:
     user = take(users)
-    page = sign_in(new_context(), user)
+    page = sign_in_with_password(new_context(), user)
     title = ("A very long title that goes on " * 6 + uuid.uuid4().hex)[:186]
     demo.send(user, title, body="Short body.")
     toast = page.locator(".sse-notify-toast", has_text="Short body.")
@@ -359,7 +336,7 @@ def test_long_titles_are_clamped(demo: Demo, new_context: Any, users: list[str])
 def test_unread_count_in_the_tab_title_when_asked_for(demo: Demo, new_context: Any, users: list[str]) -> None:
     user = take(users)
     context = new_context()
-    sign_in(context, user).close()
+    sign_in_with_password(context, user).close()
     page = context.new_page()
 
     def with_tab_title(route: Any) -> None:  # the page as rendered by {% sse_notify tab_title=True %}
@@ -390,7 +367,7 @@ def test_unread_count_in_the_tab_title_when_asked_for(demo: Demo, new_context: A
 
 def test_mailto_links_are_shown_and_javascript_links_never(demo: Demo, new_context: Any, users: list[str]) -> None:
     user = take(users)
-    page = sign_in(new_context(), user)
+    page = sign_in_with_password(new_context(), user)
     mail, evil = unique("Write to support"), unique("Evil")
     demo.send(user, mail, url="mailto:support@example.com")
     demo.send(user, evil, url="javascript:window.__pwned=1", raw=True)
@@ -417,7 +394,7 @@ def test_a_stream_answer_that_is_not_an_event_stream_stops_the_client(
 ) -> None:
     """As with LoginRequiredMiddleware: a 200 HTML login page is not a stream; no reconnect loop."""
     context = new_context()
-    page = sign_in(context, "carol", "/projects/")
+    page = sign_in_with_password(context, "carol", "/projects/")
     asked: list[str] = []
     warnings: list[str] = []
     page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
