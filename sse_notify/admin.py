@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db.models import QuerySet
@@ -80,8 +81,16 @@ def _user_search_fields(prefix: str) -> tuple[str, ...]:
     return tuple(fields)
 
 
+def _model_admin(site: admin.AdminSite, model: Any) -> admin.ModelAdmin[Any] | None:
+    """The site's ModelAdmin for ``model``, or None if it has none."""
+    try:
+        return site.get_model_admin(model)
+    except NotRegistered:
+        return None
+
+
 def _user_admin_searchable(site: admin.AdminSite) -> bool:
-    user_admin = site._registry.get(get_user_model())
+    user_admin = _model_admin(site, get_user_model())
     return bool(user_admin is not None and user_admin.search_fields)
 
 
@@ -188,7 +197,7 @@ class NotificationAdmin(admin.ModelAdmin):
 
         Only for senders who may view users: the preselected options show usernames.
         """
-        user_admin = self.admin_site._registry.get(get_user_model())
+        user_admin = _model_admin(self.admin_site, get_user_model())
         if user_admin is None or not user_admin.has_view_permission(request):
             return {}
         ids = [part for part in request.GET.get("users", "").split(",") if part.strip().isdigit()]
@@ -279,7 +288,7 @@ def add_user_action(site: admin.AdminSite = admin.site) -> bool:
     that want full control can list ``send_notification_to_users`` in their own
     ``UserAdmin.actions`` instead. Returns whether the action is now present.
     """
-    user_admin = site._registry.get(get_user_model())
+    user_admin = _model_admin(site, get_user_model())
     if user_admin is None or user_admin.actions is None:
         return False
     current = list(user_admin.actions)

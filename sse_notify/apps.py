@@ -13,8 +13,8 @@ class SseNotifyConfig(AppConfig):
         from . import checks as sse_checks
         from .categories import check_categories
         from .email_messages import check_email
-        from .receivers import end_streams_on_logout
-        from .signals import handle_notify, notify
+        from .receivers import end_streams_on_logout, handle_notify
+        from .signals import notify
 
         checks.register(sse_checks.check_settings)
         checks.register(sse_checks.check_channel_layer)

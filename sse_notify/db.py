@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
+from .compat import release_request_thread
 from .conf import app_settings
 
 logger = logging.getLogger("sse_notify")
@@ -78,29 +79,6 @@ def close_request_connections() -> None:
     _close_broken()
 
 
-def release_request_thread() -> None:
-    """Stop the thread Django's ASGI handler keeps for this request (call from the loop).
-
-    Django runs each request's thread-sensitive sync code (signals, middleware)
-    on a one-thread executor that lives as long as the request: for a stream,
-    one idle OS thread per open connection. Once the stream has made its last
-    call there, that executor is shut down; if anything later in the request
-    needs it (``request_finished`` receivers), asgiref creates a fresh one for
-    that moment. Uses asgiref internals; does nothing if they change.
-    """
-    try:
-        from asgiref.sync import SyncToAsync
-
-        context = SyncToAsync.thread_sensitive_context.get(None)
-        if context is None or getattr(context, "_executor", None) is not None:
-            return  # no per-request context, or an executor its owner manages
-        executor = SyncToAsync.context_to_thread_executor.pop(context, None)
-    except (AttributeError, TypeError):
-        return
-    if executor is not None:
-        executor.shutdown(wait=False)
-
-
 def shutdown() -> None:
     """Close the pool's connections and stop its threads (tests, graceful exit)."""
     global _executor
@@ -121,4 +99,4 @@ def shutdown() -> None:
     executor.shutdown(wait=True)
 
 
-__all__ = ["DatabaseError", "close_request_connections", "log_error", "run", "shutdown"]
+__all__ = ["DatabaseError", "close_request_connections", "log_error", "release_request_thread", "run", "shutdown"]

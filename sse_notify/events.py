@@ -29,9 +29,14 @@ from .sse import encode_comment, encode_event
 
 HEARTBEAT = encode_comment("ping")
 
+#: Characters some SSE clients take for line breaks (httpx-sse, Python's
+#: ``str.splitlines``): escaped in the JSON, which stays valid and equal.
+_LINE_LIKE = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder)
+    """Compact JSON for the wire: non-ASCII kept (smaller), line-like characters escaped."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder).translate(_LINE_LIKE)
 
 
 def encode_common(fields: dict[str, Any]) -> str:
@@ -40,7 +45,8 @@ def encode_common(fields: dict[str, Any]) -> str:
 
 
 def notification_frame(common: str, pk: int, seq: int, unread: int) -> bytes:
-    # json.dumps never emits a raw CR or LF, so the data is one line and safe to splice.
+    # ``dumps`` never emits a raw CR, LF, U+0085, U+2028 or U+2029: the data is one
+    # line for every client, and safe to splice.
     data = f'{{"id":{pk:d},"seq":{seq:d},"unread":{unread:d},{common}}}'
     return f"id: {seq:d}\nevent: notification\ndata: {data}\n\n".encode()
 
@@ -57,5 +63,6 @@ def reset_frame(cursor: int, unread: int, reason: str) -> bytes:
     return encode_event(dumps({"cursor": cursor, "unread": unread, "reason": reason}), event="reset", id=str(cursor))
 
 
-def preferences_frame(preferences: Any) -> bytes:
+def preferences_frame(preferences: list[Any]) -> bytes:
+    """The user's notification preferences changed (another tab or device): ``{"preferences": [...]}``."""
     return encode_event(dumps({"preferences": preferences}), event="preferences")

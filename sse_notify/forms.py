@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django import forms
+from django.contrib.admin.exceptions import NotRegistered
 from django.contrib.admin.sites import AdminSite
 from django.contrib.admin.widgets import AutocompleteSelectMultiple, FilteredSelectMultiple
 from django.contrib.auth import get_user_model
@@ -66,7 +67,10 @@ def user_widget(admin_site: AdminSite) -> forms.SelectMultiple:
     the "view user" permission; projects without a User admin get the dual list box.
     """
     User = get_user_model()
-    user_admin = admin_site._registry.get(User)
+    try:
+        user_admin = admin_site.get_model_admin(User)
+    except NotRegistered:
+        user_admin = None
     if user_admin is not None and user_admin.search_fields:
         return AutocompleteSelectMultiple(Notification._meta.get_field("recipient"), admin_site)
     return FilteredSelectMultiple(_("users"), is_stacked=False)

@@ -45,16 +45,13 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from . import publish
+from . import compat, protocol, publish
+from .compat import is_read_timeout
 from .conf import app_settings
-from .events import notification_frame, preferences_frame, read_frame
-from .publish import BROADCAST_GROUP, DELIVER, DELIVER_MANY, PREFERENCES, READ, SIGNOUT, get_layer, user_group
+from .protocol import BROADCAST_GROUP, SYNC, End, Item, Notify, user_group
+from .publish import get_layer
 
 logger = logging.getLogger("sse_notify")
-
-#: Queue item telling a stream to check the database.
-SYNC: tuple[None, None] = (None, None)
-Item = tuple[int | None, bytes | None]
 
 #: Group joins/leaves in flight at once per process (see the module docstring).
 MEMBERSHIP_CONCURRENCY = 16
@@ -65,19 +62,8 @@ POLL_GRACE = 0.25
 #: Events one stream may have queued; past it the stream catches up from the
 #: database instead, so a slow reader costs bounded memory and loses nothing.
 QUEUE_SIZE = 256
-
-
-def _is_read_timeout(exc: BaseException) -> bool:
-    """An idle read cut by redis-py's ``socket_timeout`` ("Timeout reading from ...").
-
-    Only that: a connect timeout or a refused connection is an outage (the hub
-    then rejoins its groups once Redis is back, as Redis may have restarted empty).
-    """
-    return (
-        type(exc).__name__ == "TimeoutError"
-        and type(exc).__module__.startswith("redis")
-        and str(exc).startswith("Timeout reading")
-    )
+#: Seconds a stopping server gives its streams to end their responses cleanly.
+SHUTDOWN_GRACE = 3.0
 
 
 class StreamLimitExceeded(Exception):
@@ -97,8 +83,8 @@ class Subscription:
         self.ip = ip
         #: Hash of the session the stream was opened with (see ``publish.session_hash``).
         self.session = session
-        #: Set when the stream must end (its session signed out); checked on every wake-up.
-        self.ended = False
+        #: Why the stream must end (its session signed out, the server stops); checked on every wake-up.
+        self.ended: str | None = None
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(1, size))
         self.cursor = 0
         #: Highest seq handed to this stream's queue (it may not have sent it yet).
@@ -106,15 +92,27 @@ class Subscription:
         self.behind = False
 
     def offer(self, item: Item) -> None:
-        seq = item[0]
-        if seq is not None and seq > self.offered:
-            self.offered = seq
+        if isinstance(item, Notify):
+            if item.seq > self.offered:
+                self.offered = item.seq
+        elif isinstance(item, End):
+            if item.session is not None and item.session != self.session:
+                return  # another session of the same user signed out
+            self.end(item.reason)
+            return
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             # The stream is busy or its client slow: it will read what it missed
             # from the database once it drains the queue.
             self.behind = True
+
+    def end(self, reason: str) -> None:
+        """Ask the stream to end at its next wake-up (and wake it)."""
+        if self.ended is None:
+            self.ended = reason
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue means it is awake already
+            self.queue.put_nowait(SYNC)
 
     def close(self) -> None:
         """Leave the hub. Idempotent; safe from ``finally`` during cancellation."""
@@ -136,11 +134,16 @@ class Hub:
         self._layer_ok = True
         self._membership_slots = asyncio.Semaphore(MEMBERSHIP_CONCURRENCY)
         self.read_timeouts = 0
+        #: Set once the server stops: no new streams.
+        self.stopping = False
+        self._drained: asyncio.Event | None = None
 
     # -- streams -------------------------------------------------------------
 
     def check_limits(self, user_id: int, ip: str | None = None) -> None:
         """Raise ``StreamLimitExceeded`` if one more stream would pass a configured cap."""
+        if self.stopping:
+            raise StreamLimitExceeded(503, "server_stopping", "This server is stopping; connect again.")
         limit = app_settings.MAX_STREAMS
         if limit is not None and self.count >= limit:
             raise StreamLimitExceeded(503, "server_busy", "This server holds its maximum of streams.")
@@ -186,6 +189,8 @@ class Hub:
             return
         subs.discard(sub)
         self.count -= 1
+        if not self.count and self._drained is not None:
+            self._drained.set()
         if sub.ip:
             self.per_ip[sub.ip] -= 1
             if self.per_ip[sub.ip] <= 0:
@@ -201,45 +206,15 @@ class Hub:
     # -- dispatch ------------------------------------------------------------
 
     def dispatch(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
+        """Hand a layer message to the local streams it concerns (work ∝ its recipients)."""
+        decoded = protocol.decode(message)
+        if decoded is None:
+            logger.debug("sse_notify: hub ignored message of type %r", message.get("type"))
+            return
         users = self.users
-        if kind == DELIVER:
-            self._deliver(message["common"], message["items"])
-        elif kind == DELIVER_MANY:
-            for common, items in message["messages"]:
-                self._deliver(common, items)
-        elif kind == READ:
-            for uid, unread, ids in message["users"]:
-                subs = users.get(uid)
-                if subs:
-                    item = (None, read_frame(ids, message["read"], unread))
-                    for sub in subs:
-                        sub.offer(item)
-        elif kind == PREFERENCES:
-            for uid, preferences in message["users"]:
-                subs = users.get(uid)
-                if subs:
-                    item = (None, preferences_frame(preferences))
-                    for sub in subs:
-                        sub.offer(item)
-        elif kind == SIGNOUT:
-            for uid, session in message["users"]:
-                for sub in list(users.get(uid, ())):
-                    if session is None or sub.session == session:
-                        sub.ended = True
-                        sub.offer(SYNC)  # wake it; a full queue means it is awake already
-        else:
-            logger.debug("sse_notify: hub ignored message of type %r", kind)
-
-    def _deliver(self, common: str, items: list[list[int]]) -> None:
-        # Each frame is encoded once per user, only for users with a stream here.
-        users = self.users
-        for uid, pk, seq, unread in items:
-            subs = users.get(uid)
-            if subs:
-                item = (seq, notification_frame(common, pk, seq, unread))
-                for sub in subs:
-                    sub.offer(item)
+        for uid, item in decoded.items(users):
+            for sub in users.get(uid, ()):
+                sub.offer(item)
 
     def nudge(self, user_ids: Any = None) -> None:
         """Tell streams (of ``user_ids``, or all) to check the database."""
@@ -256,6 +231,7 @@ class Hub:
         await asyncio.shield(self._started)
 
     async def _start(self) -> None:
+        compat.on_server_shutdown(self.shutdown)
         self.layer = get_layer()
         if self.layer is not None:
             try:
@@ -273,6 +249,22 @@ class Hub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def shutdown(self) -> None:
+        """The server is stopping: end every stream now (each client resumes on another
+        process, or here after the restart), then stop the hub's tasks and leave its groups."""
+        self.stopping = True
+        for subs in list(self.users.values()):
+            for sub in subs:
+                sub.end("shutdown")
+        if self.count:
+            self._drained = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), SHUTDOWN_GRACE)
+        await self.aclose()
+        self.stopping = True
+        # Let the requests' own tasks (Django's disconnect listener) see their response end.
+        await asyncio.sleep(0.05)
 
     async def aclose(self) -> None:
         """Stop the hub's tasks and leave its groups (tests, shutdown)."""
@@ -360,7 +352,7 @@ class Hub:
             except Exception as exc:
                 # An idle read lasts the socket timeout; a "timeout" that comes at once
                 # is a failing layer (and retrying it at once would spin).
-                if _is_read_timeout(exc) and asyncio.get_running_loop().time() - started >= 0.2:
+                if is_read_timeout(exc) and asyncio.get_running_loop().time() - started >= 0.2:
                     # Idle blocking read cut by the client's socket timeout: the
                     # layer is fine; read again (the poll covers a lost message).
                     self.read_timeouts += 1

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+
+def handle_notify(sender: Any, recipient: Any, title: str, **kwargs: Any) -> Sequence[Any]:
+    """The ``notify`` signal's receiver: the same as calling ``send_notification``."""
+    from .api import send_notification
+
+    kwargs.pop("signal", None)
+    return send_notification(recipient, title, **kwargs)
 
 
 def end_streams_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:

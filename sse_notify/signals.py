@@ -16,17 +16,7 @@ Receivers that raise are logged and do not affect other receivers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 from django.dispatch import Signal
 
 notify = Signal()
 notification_sent = Signal()
-
-
-def handle_notify(sender: Any, recipient: Any, title: str, **kwargs: Any) -> Sequence[Any]:
-    from .api import send_notification
-
-    kwargs.pop("signal", None)
-    return send_notification(recipient, title, **kwargs)

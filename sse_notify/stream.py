@@ -24,12 +24,14 @@ Deliberate choices:
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_not_required
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
@@ -40,8 +42,9 @@ from .conf import app_settings
 from .cors import cors_headers
 from .cursor import parse_cursor
 from .events import HEARTBEAT, encode_common, notification_frame, ready_frame, reset_frame
-from .hub import StreamLimitExceeded, get_hub
+from .hub import StreamLimitExceeded, Subscription, get_hub
 from .models import Inbox, Notification
+from .protocol import Item, Notify, Push
 from .publish import session_hash
 from .sse import encode_comment, encode_event
 
@@ -55,10 +58,24 @@ MAX_STREAM_BYTES: int | None = 4 * 1024 * 1024
 REPLAY_LIMIT = 1000
 CATCH_UP_PAGE = 500
 MAX_BATCH = 512
+#: Chunks above this size are followed by an empty one (see ``StreamLife.body``).
+SMALL_CHUNK = 16 * 1024
+
+
+def _frame(n: Notification, unread: int) -> bytes:
+    """The row's frame; empty (sent as nothing, the cursor still moves past it) if its
+    content cannot be encoded: one bad row never stops its stream."""
+    try:
+        return notification_frame(encode_common(n.common_fields()), n.pk, n.seq, unread)
+    except (UnicodeError, ValueError, TypeError) as exc:
+        logger.error(
+            "sse_notify: notification %s (user %s, seq %s) cannot be encoded: %s", n.pk, n.recipient_id, n.seq, exc
+        )
+        return b""
 
 
 def _frames(rows: list[Notification], unread: int) -> list[tuple[int, bytes]]:
-    return [(n.seq, notification_frame(encode_common(n.common_fields()), n.pk, n.seq, unread)) for n in rows]
+    return [(n.seq, _frame(n, unread)) for n in rows]
 
 
 def connect_state(user_id: int, cursor: int | None, invalid: bool) -> dict[str, Any]:
@@ -96,140 +113,249 @@ def catch_up(user_id: int, cursor: int) -> tuple[list[tuple[int, bytes]], int]:
     return (_frames(rows, unread) if rows else []), last_seq
 
 
-async def event_stream(
-    user_id: int, ip: str | None, raw_cursor: str | None, session: str | None = None
-) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
-    get_task: asyncio.Task[Any] | None = None
-    # Subscribed here, not in the view: if the client leaves before Django starts
-    # iterating the body, nothing was registered, so nothing can leak.
-    try:
-        sub = await get_hub().subscribe(user_id, ip, session)
-    except StreamLimitExceeded as exc:
-        # Requests that raced past the view's check together: the status is sent
-        # already, so end at once and ask the browser to wait before retrying.
-        yield encode_comment(exc.code) + encode_event(retry=int(app_settings.RETRY_MS) * 10)
-        return
-    try:
+class State(enum.Enum):
+    CONNECTING = "connecting"  # registering with the hub, reading the connect state
+    REPLAYING = "replaying"  # sending what the client missed (one budget per connect)
+    LIVE = "live"  # hub items, catch-up pages and heartbeats
+    ENDING = "ending"  # the last bytes are out; the client reconnects (or stops on 403)
+    ENDED = "ended"  # left the hub
+
+
+class StreamLife:
+    """One stream from connect to end, as an object: caps, budgets, sign-out and
+    shutdown each have one place here, and it runs without a server (iterate ``body()``).
+
+    What was sent is not kept: chunks are built, yielded and dropped; the replay
+    and catch-up pages live only inside the call that builds them.
+    """
+
+    def __init__(
+        self,
+        user_id: int,
+        *,
+        ip: str | None = None,
+        session: str | None = None,
+        raw_cursor: str | None = None,
+    ) -> None:
+        self.user_id = user_id
+        self.ip = ip
+        self.session = session
+        self.raw_cursor = raw_cursor
+        self.state = State.CONNECTING
+        self.sub: Subscription | None = None
+        #: Last seq sent to the client.
+        self.cursor = 0
+        #: Bytes sent so far (the stream ends past ``MAX_STREAM_BYTES``).
+        self.sent = 0
+        #: Why the stream ended (``lifetime``, ``bytes``, ``signed_out``, ``database``, a cap code...).
+        self.end_reason: str | None = None
+        self._get: asyncio.Task[Item] | None = None
+        self._deadline = 0.0
+        self._budget = float("inf")
+        #: Highest seq known to be deleted: the poll need not look for it.
+        self._horizon = 0
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The response body. Chunks are dropped once yielded (an idle stream holds none)."""
+        try:
+            chunk = await self._connect()
+            while chunk is not None:
+                big = len(chunk) > SMALL_CHUNK
+                yield chunk
+                chunk = None
+                if big:
+                    # Django's response loop keeps the last part it sent until the next
+                    # one: hand it an empty one (nothing on the wire) to let go of this.
+                    yield b""
+                chunk = await self._next()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Leave the hub. Idempotent; safe from ``finally`` during cancellation."""
+        if self._get is not None:
+            self._get.cancel()
+            self._get = None
+        if self.sub is not None:
+            self.sub.close()
+        self.state = State.ENDED
+
+    def _end(self, reason: str) -> None:
+        self.state = State.ENDING
+        self.end_reason = reason
+
+    # -- connecting and replaying ----------------------------------------------------------------
+
+    async def _connect(self) -> bytes | None:
+        # Subscribed here, not in the view: if the client leaves before Django starts
+        # iterating the body, nothing was registered, so nothing can leak.
+        try:
+            self.sub = sub = await get_hub().subscribe(self.user_id, self.ip, self.session)
+        except StreamLimitExceeded as exc:
+            # Requests that raced past the view's check together: the status is sent
+            # already, so end at once and ask the browser to wait before retrying.
+            self._end(exc.code)
+            return encode_comment(exc.code) + encode_event(retry=int(app_settings.RETRY_MS) * 10)
         # Whatever middleware opened in this request's own thread is released now.
         await sync_to_async(db.close_request_connections, thread_sensitive=True)()
         # ...and so is the request's own thread: an open stream holds no OS thread.
         db.release_request_thread()
+        raw_cursor = self.raw_cursor
         cursor = parse_cursor(raw_cursor)
         invalid = raw_cursor is not None and raw_cursor != "" and cursor is None
         if invalid:
             logger.info(
                 "sse_notify: user %s sent an invalid cursor %r; starting from the present",
-                sub.user_id,
+                self.user_id,
                 (raw_cursor or "")[:40],
             )
-        try:
-            state = await db.run(connect_state, sub.user_id, cursor, invalid)
-        except Exception as exc:
-            db.log_error("stream connect", exc)
-            return  # the client reconnects and replays once the database is back
         max_bytes = MAX_STREAM_BYTES
-        budget = float("inf") if max_bytes is None else int(max_bytes)
+        self._budget = float("inf") if max_bytes is None else int(max_bytes)
+        try:
+            state = await db.run(connect_state, self.user_id, cursor, invalid)
+        except DatabaseError as exc:
+            db.log_error("stream connect", exc)
+            self._end("database")
+            return None  # the client reconnects and replays once the database is back
+        self.state = State.REPLAYING
         cursor = state["cursor"]
         head = [ready_frame(cursor, state["unread"], int(app_settings.RETRY_MS))]
         if state["reset"]:
             if state["reset"] not in ("invalid_cursor",):
-                logger.info("sse_notify: user %s cursor %s: %s", sub.user_id, raw_cursor, state["reset"])
+                logger.info("sse_notify: user %s cursor %s: %s", self.user_id, raw_cursor, state["reset"])
             head.append(reset_frame(cursor, state["unread"], state["reset"]))
         sent = sum(map(len, head))
         for replayed, (seq, frame) in enumerate(state["frames"]):
-            if sent >= budget and replayed:
+            if sent >= self._budget and replayed:
                 break  # over the byte budget: end after this chunk; the client resumes from here
             head.append(frame)
             sent += len(frame)
             cursor = seq
-        sub.cursor = cursor
-        yield b"".join(head)
-        if sent >= budget:
-            return
+        del state
+        self.cursor = sub.cursor = cursor
+        self.sent = sent
+        if sent >= self._budget:
+            self._end("bytes")
+        else:
+            self.state = State.LIVE
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.time() + float(app_settings.MAX_STREAM_LIFETIME) * random.uniform(0.9, 1.0)
+        return b"".join(head)
 
-        lifetime = float(app_settings.MAX_STREAM_LIFETIME) * random.uniform(0.9, 1.0)
-        deadline = loop.time() + lifetime
+    # -- live ------------------------------------------------------------------------------------
+
+    async def _next(self) -> bytes | None:
+        """The next chunk to send (a heartbeat when idle), or None at the end."""
+        if self.state is not State.LIVE:
+            return None
+        sub = self.sub
+        assert sub is not None
+        loop = asyncio.get_running_loop()
         heartbeat = float(app_settings.HEARTBEAT)
-        horizon = 0  # highest seq known to be deleted: the poll need not look for it
         while True:
-            if loop.time() >= deadline or sub.ended:
-                return  # lifetime over, or the session signed out: the client reconnects
+            if sub.ended:
+                self._end(sub.ended)
+                return None  # signed out: the client reconnects and is refused; shutdown: resumes elsewhere
+            if loop.time() >= self._deadline:
+                self._end("lifetime")
+                return None
             need_db = sub.behind
             out: list[bytes] = []
             if not need_db:
-                if get_task is None:
-                    get_task = asyncio.ensure_future(sub.queue.get())
-                done, _ = await asyncio.wait((get_task,), timeout=min(heartbeat, max(0.0, deadline - loop.time())))
+                if self._get is None:
+                    self._get = asyncio.ensure_future(sub.queue.get())
+                done, _ = await asyncio.wait(
+                    (self._get,), timeout=min(heartbeat, max(0.0, self._deadline - loop.time()))
+                )
                 if not done:
-                    if loop.time() >= deadline:
-                        return
-                    yield HEARTBEAT
-                    continue
-                items = [get_task.result()]
-                get_task = None
+                    if loop.time() >= self._deadline:
+                        continue
+                    self.sent += len(HEARTBEAT)
+                    return HEARTBEAT
+                items = [self._get.result()]
+                self._get = None
                 while len(items) < MAX_BATCH:
                     try:
                         items.append(sub.queue.get_nowait())
                     except asyncio.QueueEmpty:
                         break
-                for item in items:
-                    seq, frame = item
-                    if frame is None:  # SYNC: check the database
-                        need_db = True
-                    elif seq is None:
-                        out.append(frame)
-                    elif seq <= cursor:
-                        continue  # already sent (replay seam, catch-up, other path)
-                    elif seq == cursor + 1 and not need_db:
-                        out.append(frame)
-                        cursor = seq
-                    else:
-                        need_db = True  # a gap: something was dropped on the way
+                need_db = self._take(items, out)
+                del items
             if need_db:
-                sub.behind = False
-                try:
-                    # One page per turn, cut at the byte budget, so a stream far behind
-                    # never holds more than a page (or the budget) in memory at once.
-                    page, last_seq = await db.run(catch_up, sub.user_id, cursor)
-                    room = budget - sent - sum(map(len, out))
-                    taken = 0
-                    for seq, frame in page:
-                        if seq <= cursor:
-                            continue
-                        if room <= 0 and taken:
-                            break
-                        out.append(frame)
-                        room -= len(frame)
-                        cursor = seq
-                        taken += 1
-                    if len(page) >= CATCH_UP_PAGE:
-                        sub.behind = True  # more to read on the next turn
-                    if not page:
-                        horizon = max(horizon, last_seq)  # seqs up to here were deleted
-                except Exception as exc:
-                    db.log_error("stream catch-up", exc)
-                    sub.behind = True
-                    await asyncio.sleep(min(heartbeat, float(app_settings.POLL_INTERVAL)))
-                    out.append(HEARTBEAT)  # keeps proxies from cutting a stream waiting on the database
-            sub.cursor = max(cursor, horizon)
+                await self._catch_up(out)
+            sub.cursor = max(self.cursor, self._horizon)
             if out:
                 chunk = b"".join(out)
-                sent += len(chunk)
-                yield chunk
-                if sent >= budget:
-                    return
-    finally:
-        if get_task is not None:
-            get_task.cancel()
-        sub.close()
+                self.sent += len(chunk)
+                if self.sent >= self._budget:
+                    self._end("bytes")
+                return chunk
+
+    def _take(self, items: list[Item], out: list[bytes]) -> bool:
+        """Append the frames of hub items to ``out``; True if the database must be read."""
+        need_db = False
+        cursor = self.cursor
+        for item in items:
+            if isinstance(item, Notify):
+                if item.seq <= cursor:
+                    continue  # already sent (replay seam, catch-up, other path)
+                if item.seq == cursor + 1 and not need_db:
+                    out.append(item.frame)
+                    cursor = item.seq
+                else:
+                    need_db = True  # a gap: something was dropped on the way
+            elif isinstance(item, Push):
+                out.append(item.frame)
+            else:  # Sync (End arrives as sub.ended plus a Sync)
+                need_db = True
+        self.cursor = cursor
+        return need_db
+
+    async def _catch_up(self, out: list[bytes]) -> None:
+        """Read one page after the cursor, cut at the byte budget, into ``out``."""
+        sub = self.sub
+        assert sub is not None
+        sub.behind = False
+        try:
+            # One page per turn, cut at the byte budget, so a stream far behind never
+            # holds more than a page (or the budget) in memory at once.
+            page, last_seq = await db.run(catch_up, self.user_id, self.cursor)
+        except DatabaseError as exc:
+            db.log_error("stream catch-up", exc)
+            sub.behind = True
+            await asyncio.sleep(min(float(app_settings.HEARTBEAT), float(app_settings.POLL_INTERVAL)))
+            out.append(HEARTBEAT)  # keeps proxies from cutting a stream waiting on the database
+            return
+        room = self._budget - self.sent - sum(map(len, out))
+        taken = 0
+        for seq, frame in page:
+            if seq <= self.cursor:
+                continue
+            if room <= 0 and taken:
+                break
+            out.append(frame)
+            room -= len(frame)
+            self.cursor = seq
+            taken += 1
+        if len(page) >= CATCH_UP_PAGE:
+            sub.behind = True  # more to read on the next turn
+        if not page:
+            self._horizon = max(self._horizon, last_seq)  # seqs up to here were deleted
+
+
+async def event_stream(
+    user_id: int, ip: str | None, raw_cursor: str | None, session: str | None = None
+) -> AsyncIterator[bytes]:
+    """The body of one stream (see ``StreamLife``)."""
+    async for chunk in StreamLife(user_id, ip=ip, session=session, raw_cursor=raw_cursor).body():
+        yield chunk
 
 
 def _session_user(request: HttpRequest) -> Any:
     from django.contrib.auth import get_user
 
-    user = getattr(request, "_cached_user", None) or get_user(request)
-    request.user = request._cached_user = request._acached_user = user  # type: ignore[attr-defined]
+    user = get_user(request)
+    request.user = user  # what later code in this request reads, without a second query
     return user
 
 
@@ -237,6 +363,7 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+@login_not_required  # answers 403 itself; LoginRequiredMiddleware's redirect would be read as a stream
 @require_GET
 async def stream(request: HttpRequest) -> HttpResponseBase:
     """``GET`` → ``text/event-stream`` of the signed-in user's notifications."""

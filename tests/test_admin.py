@@ -367,7 +367,7 @@ def test_mark_read_action_tells_the_users_open_tabs(client: Any, make_user: Any)
     from asgiref.sync import async_to_sync
     from channels.layers import channel_layers, get_channel_layer
 
-    from sse_notify.publish import READ, user_group
+    from sse_notify.protocol import ReadChange, user_group
     from tests.support import join, receive_or_none
 
     alice = make_user("alice")
@@ -381,4 +381,4 @@ def test_mark_read_action_tells_the_users_open_tabs(client: Any, make_user: Any)
         message = async_to_sync(receive_or_none)(layer, channel, 2)
     finally:
         channel_layers.backends.clear()
-    assert message == {"type": READ, "read": True, "users": [[alice.pk, 0, [n.pk]]]}
+    assert message == {"type": ReadChange.TYPE, "read": True, "users": [[alice.pk, 0, [n.pk]]]}

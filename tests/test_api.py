@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from sse_notify.api import EVERYONE, asend_notification, check_url, resolve_recipients, send_notification
 from sse_notify.models import Inbox, Notification
-from sse_notify.publish import BROADCAST_GROUP, DELIVER, user_group
+from sse_notify.protocol import BROADCAST_GROUP, Deliver, user_group
 from tests.support import join, override_constants, receive_or_none
 
 User = get_user_model()
@@ -210,7 +210,7 @@ def test_publish_happens_after_commit_on_the_users_group(layer: Any, user: Any) 
         assert async_to_sync(receive_or_none)(layer, channel, 0.05) is None  # not before commit
     message = async_to_sync(receive_or_none)(layer, channel, 2)
     assert message is not None
-    assert message["type"] == DELIVER
+    assert message["type"] == Deliver.TYPE
     assert message["items"] == [[user.pk, n.pk, 1, 1]]
     assert '"title":"hello"' in message["common"] and '"url":"/x/"' in message["common"]
 

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from sse_notify.api import EVERYONE, send_notification
 from sse_notify.models import Inbox, Notification
-from sse_notify.publish import BROADCAST_GROUP, DELIVER
+from sse_notify.protocol import BROADCAST_GROUP, Deliver
 from tests.support import sqlite_only
 
 User = get_user_model()
@@ -87,7 +87,7 @@ def test_the_publish_carries_pk_seq_and_unread_of_every_recipient() -> None:
         message = async_to_sync(layer.receive)(channel)
     finally:
         channel_layers.backends.clear()
-    assert message["type"] == DELIVER
+    assert message["type"] == Deliver.TYPE
     rows = {n.recipient_id: n for n in Notification.objects.filter(title="to all")}
     expected = sorted([uid, rows[uid].pk, rows[uid].seq, 2 if uid in users[:5] else 1] for uid in users)
     assert sorted(message["items"]) == expected

@@ -18,7 +18,7 @@ from sse_notify import publish
 from sse_notify.api import send_notification
 from sse_notify.events import encode_common
 from sse_notify.models import Notification
-from sse_notify.publish import user_group
+from sse_notify.protocol import user_group
 from tests.support import AsgiStream, http_scope, open_stream, override_constants, session_cookie, settle, sse_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)

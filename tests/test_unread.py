@@ -29,7 +29,7 @@ from django.utils import timezone
 from sse_notify import db
 from sse_notify.api import send_notification
 from sse_notify.models import Inbox, Notification
-from sse_notify.publish import READ, user_group
+from sse_notify.protocol import ReadChange, user_group
 from tests.support import free_port, postgres_only
 
 User = get_user_model()
@@ -125,7 +125,7 @@ def test_mark_all_read_event_carries_null_not_every_id(client: Client, make_user
     finally:
         channel_layers.backends.clear()
     assert response.json() == {"marked": 50, "unread": 0}
-    assert message == {"type": READ, "read": True, "users": [[alice.pk, 0, None]]}
+    assert message == {"type": ReadChange.TYPE, "read": True, "users": [[alice.pk, 0, None]]}
 
 
 # -- one source, under concurrency ---------------------------------------------------------------

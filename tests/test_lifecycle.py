@@ -1,0 +1,88 @@
+"""The stream's lifecycle as an object, driven without a server or Django's handler:
+states, typed hub items, budgets and sign-out, and nothing kept once sent."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import override_settings
+
+from sse_notify.api import send_notification
+from sse_notify.events import HEARTBEAT
+from sse_notify.protocol import End, Push
+from sse_notify.stream import State, StreamLife
+from tests.sse_client import parse
+from tests.support import override_constants
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BASE = {"POLL_INTERVAL": 60, "HEARTBEAT": 15.0}
+
+
+async def next_chunk(body: Any, within: float = 5.0) -> bytes:
+    chunk: bytes = await asyncio.wait_for(body.__anext__(), within)
+    while chunk == b"":  # the empty part that lets Django drop a large chunk
+        chunk = await asyncio.wait_for(body.__anext__(), within)
+    return chunk
+
+
+async def test_states_from_connect_to_sign_out(fresh_hub, user):
+    hub = fresh_hub
+    await sync_to_async(send_notification)(user, "before")
+    life = StreamLife(user.pk, session="s1", raw_cursor="0")
+    assert life.state is State.CONNECTING
+    body = life.body()
+    first = parse(await next_chunk(body))
+    assert [e.event for e in first] == ["ready", "notification"]
+    assert life.state is State.LIVE and life.cursor == 1 and hub.count == 1
+
+    # A seq-less item passes without moving the cursor; another session's sign-out is ignored.
+    life.sub.offer(Push(b"event: read\ndata: {}\n\n"))
+    assert await next_chunk(body) == b"event: read\ndata: {}\n\n"
+    assert life.cursor == 1
+    life.sub.offer(End("another session"))
+    await sync_to_async(send_notification)(user, "live")
+    assert [e.json()["title"] for e in parse(await next_chunk(body))] == ["live"]
+
+    life.sub.offer(End("s1"))
+    with pytest.raises(StopAsyncIteration):
+        await next_chunk(body)
+    assert life.end_reason == "signed_out"
+    assert life.state is State.ENDED and hub.count == 0 and hub.users == {}
+
+
+async def test_heartbeat_then_lifetime_end(fresh_hub, user):
+    with override_settings(SSE_NOTIFY={**BASE, "HEARTBEAT": 0.05, "MAX_STREAM_LIFETIME": 0.3}):
+        life = StreamLife(user.pk, raw_cursor=None)
+        body = life.body()
+        await next_chunk(body)
+        assert await next_chunk(body) == HEARTBEAT
+        with pytest.raises(StopAsyncIteration):
+            while True:
+                await next_chunk(body)
+        assert life.end_reason == "lifetime" and life.state is State.ENDED
+
+
+async def test_byte_budget_ends_after_replay_and_the_rest_comes_on_reconnect(fresh_hub, user):
+    for i in range(30):
+        await sync_to_async(send_notification)(user, f"n{i}", body="x" * 200)
+    with override_constants({"sse_notify.stream.MAX_STREAM_BYTES": 2000}):
+        seen: list[int] = []
+        cursor = "0"
+        for _ in range(30):
+            life = StreamLife(user.pk, raw_cursor=cursor)
+            body = life.body()
+            events = parse(await next_chunk(body))
+            seen += [int(e.id) for e in events if e.event == "notification"]
+            if life.state is State.LIVE:
+                await body.aclose()
+                break
+            with pytest.raises(StopAsyncIteration):
+                await next_chunk(body)
+            assert life.end_reason == "bytes"
+            cursor = str(seen[-1])
+        assert seen == list(range(1, 31)), "each notification once, in order, across reconnects"
+    assert fresh_hub.count == 0
