@@ -7,7 +7,7 @@ response object and the URL resolver before the view runs; after a deploy,
 every client of a process reconnects at once, so that cost is the time until
 all of them are back (measured in ``bench/``). Here a connect costs one trip to
 the database threads for the session and the user, then the same stream body
-the view serves (``stream.event_stream``): one code path for what is sent.
+the view serves (``stream.stream_body``): one code path for what is sent.
 
 Deliberate choices:
 
@@ -25,6 +25,18 @@ Deliberate choices:
   refresh the session's expiry on stream connects.
 - The route owns ``receive()``: a client that goes away (``http.disconnect``)
   cancels the stream at once, as Django's handler does.
+- **Caps count what the server holds.** Daphne applies no backpressure and keeps
+  the bytes a client has not read after the response ends, until the socket
+  closes, and tells the application nothing then. The route gives every stream
+  (its own and the view's, through ``scope["sse_notify.connection"]``) a probe
+  of its connection: a stream that ended keeps its place in the caps while its
+  connection still holds unsent bytes, and a live stream stops writing while
+  its client is ``stream.WRITE_BYTES`` behind (it catches up from the database).
+- **A clean stop.** On SIGINT/SIGTERM Daphne cancels each request's task, which
+  would orphan Django's inner tasks (a pending ``receive()`` destroyed at
+  interpreter teardown segfaulted Python 3.11.7). Each request runs in a task
+  of its own that the route lets finish: the hub ends every stream at once
+  (responses end properly, clients resume elsewhere) and the process exits 0.
 """
 
 from __future__ import annotations
@@ -48,6 +60,12 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Scope key of the connection probe (``sse_notify.compat.ConnectionProbe``).
+CONNECTION = "sse_notify.connection"
+#: Seconds a cancelled request is given to end by itself before it is told the
+#: client left (streams end within milliseconds once the hub stops them).
+STOP_GRACE = 3.0
 
 #: Response headers of every stream (the view sets the same ones).
 STREAM_HEADERS = [
@@ -117,6 +135,31 @@ class StreamRoute:
         return path == self._path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        from . import compat
+
+        probe = compat.connection_probe(send)
+        if probe is not None:
+            scope = {**scope, CONNECTION: probe}
+        inner = asyncio.ensure_future(self._handle(scope, receive, send))
+        try:
+            await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            # The server gave up on this request (stopping, or its close timeout). Let
+            # it end its own work instead of orphaning Django's tasks.
+            if not inner.done():
+                await asyncio.wait((inner,), timeout=STOP_GRACE)
+            if not inner.done() and compat.tell_client_left(receive):
+                await asyncio.wait((inner,), timeout=STOP_GRACE)
+            if not inner.done():
+                inner.cancel()
+                with contextlib.suppress(BaseException):
+                    await inner
+            raise
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._is_stream(scope) and await self._serve(scope, receive, send):
             return
         await self.app(scope, receive, send)
@@ -128,7 +171,7 @@ class StreamRoute:
         from . import db
         from .hub import StreamLimitExceeded, get_hub
         from .publish import session_hash
-        from .stream import event_stream
+        from .stream import stream_body
 
         if _header(scope, b"origin") is not None:
             return False  # CORS: the view decides
@@ -154,7 +197,7 @@ class StreamRoute:
         raw_cursor = _header(scope, b"last-event-id")
         if raw_cursor is None:
             raw_cursor = QueryDict(scope.get("query_string", b"")).get("cursor")
-        body = event_stream(user.pk, ip, raw_cursor, session_hash(session_key))
+        body = stream_body(user.pk, ip, raw_cursor, session_hash(session_key), scope.get(CONNECTION))
         await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
         await _pump(body, receive, send)
         return True

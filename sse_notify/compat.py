@@ -166,6 +166,14 @@ def connection_probe(send: Any) -> ConnectionProbe | None:
 # -- Daphne / Twisted: the server is stopping ------------------------------------------------------------
 
 
+def served_by_twisted() -> bool:
+    """True when running inside a running Twisted reactor (Daphne)."""
+    import sys
+
+    reactor = sys.modules.get("twisted.internet.reactor")
+    return bool(reactor is not None and getattr(reactor, "running", False))
+
+
 def on_server_shutdown(callback: Any) -> bool:
     """Run ``callback()`` (a coroutine function) when a Twisted-based server (Daphne) stops.
 
@@ -194,4 +202,19 @@ def on_server_shutdown(callback: Any) -> bool:
         return defer.Deferred.fromFuture(asyncio.ensure_future(callback()))
 
     reactor.addSystemEventTrigger("before", "shutdown", trigger)
+    return True
+
+
+def tell_client_left(receive: Any) -> bool:
+    """Make the next ``receive()`` of a Daphne request return ``http.disconnect``.
+
+    Internal: Daphne's ``receive`` is the ``get`` of the request's ``asyncio.Queue``.
+    Returns whether it could (the caller then cancels instead).
+    """
+    import asyncio
+
+    queue = getattr(receive, "__self__", None)
+    if not isinstance(queue, asyncio.Queue):
+        return False
+    queue.put_nowait({"type": "http.disconnect"})
     return True

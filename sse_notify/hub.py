@@ -46,7 +46,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from . import compat, protocol, publish
-from .compat import is_read_timeout
+from .compat import ConnectionProbe, is_read_timeout
 from .conf import app_settings
 from .protocol import BROADCAST_GROUP, SYNC, End, Item, Notify, user_group
 from .publish import get_layer
@@ -75,10 +75,36 @@ class StreamLimitExceeded(Exception):
 class Subscription:
     """One open stream's mailbox. ``cursor`` is the last seq its client was sent."""
 
-    __slots__ = ("__weakref__", "_hub", "behind", "cursor", "ended", "ip", "offered", "queue", "session", "user_id")
+    __slots__ = (
+        "__weakref__",
+        "_hub",
+        "behind",
+        "cursor",
+        "ended",
+        "ip",
+        "linger",
+        "offered",
+        "probe",
+        "queue",
+        "session",
+        "user_id",
+    )
 
-    def __init__(self, hub: Hub, user_id: int, ip: str | None, size: int, session: str | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        user_id: int,
+        ip: str | None,
+        size: int,
+        session: str | None = None,
+        probe: ConnectionProbe | None = None,
+        linger: float = 0.0,
+    ) -> None:
         self._hub: Hub | None = hub
+        #: The connection, when the server lets us see it (``sse_notify.asgi.StreamRoute``).
+        self.probe = probe
+        #: Without a probe: seconds an ended stream keeps its place (its bytes may sit unread).
+        self.linger = linger
         self.user_id = user_id
         self.ip = ip
         #: Hash of the session the stream was opened with (see ``publish.session_hash``).
@@ -114,16 +140,39 @@ class Subscription:
         with contextlib.suppress(asyncio.QueueFull):  # a full queue means it is awake already
             self.queue.put_nowait(SYNC)
 
-    def close(self) -> None:
-        """Leave the hub. Idempotent; safe from ``finally`` during cancellation."""
+    def close(self, unread: bool = False) -> None:
+        """Leave the hub. Idempotent; safe from ``finally`` during cancellation.
+
+        ``unread``: the server ended the response, so its client may not have read
+        it all; the stream keeps its place in the caps while the connection holds
+        bytes (or ``linger`` seconds without a probe).
+        """
         hub, self._hub = self._hub, None
         if hub is not None:
-            hub._remove(self)
+            hub._remove(self, unread)
+
+
+class Linger:
+    """An ended stream whose connection may still hold its unread bytes."""
+
+    __slots__ = ("ip", "probe", "until", "user_id")
+
+    def __init__(self, sub: Subscription, now: float) -> None:
+        self.user_id, self.ip, self.probe = sub.user_id, sub.ip, sub.probe
+        self.until = now + sub.linger
+
+    def holds(self, now: float) -> bool:
+        if self.probe is not None:
+            return self.probe.holds_bytes()
+        return now < self.until
 
 
 class Hub:
     def __init__(self) -> None:
         self.users: dict[int, set[Subscription]] = {}
+        #: Ended streams still counted in the caps (see ``Subscription.close``), by user.
+        self.lingering: dict[int, list[Linger]] = {}
+        self.lingering_count = 0
         self.per_ip: Counter[str] = Counter()
         self.count = 0
         self.layer: Any = None
@@ -141,14 +190,20 @@ class Hub:
     # -- streams -------------------------------------------------------------
 
     def check_limits(self, user_id: int, ip: str | None = None) -> None:
-        """Raise ``StreamLimitExceeded`` if one more stream would pass a configured cap."""
+        """Raise ``StreamLimitExceeded`` if one more stream would pass a configured cap.
+
+        Streams that ended but whose connection still holds their bytes count too:
+        a cap bounds what the process holds, not what the code thinks is live.
+        """
+        if user_id in self.lingering:
+            self._sweep(self.lingering[user_id])
         if self.stopping:
             raise StreamLimitExceeded(503, "server_stopping", "This server is stopping; connect again.")
         limit = app_settings.MAX_STREAMS
-        if limit is not None and self.count >= limit:
+        if limit is not None and self.count + self.lingering_count >= limit:
             raise StreamLimitExceeded(503, "server_busy", "This server holds its maximum of streams.")
         limit = app_settings.MAX_STREAMS_PER_USER
-        if limit is not None and len(self.users.get(user_id, ())) >= limit:
+        if limit is not None and len(self.users.get(user_id, ())) + len(self.lingering.get(user_id, ())) >= limit:
             raise StreamLimitExceeded(
                 429, "too_many_streams", f"At most {limit} simultaneous streams per user; close one."
             )
@@ -156,7 +211,14 @@ class Hub:
         if ip and limit is not None and self.per_ip[ip] >= limit:
             raise StreamLimitExceeded(429, "too_many_streams", f"At most {limit} simultaneous streams per address.")
 
-    async def subscribe(self, user_id: int, ip: str | None = None, session: str | None = None) -> Subscription:
+    async def subscribe(
+        self,
+        user_id: int,
+        ip: str | None = None,
+        session: str | None = None,
+        probe: ConnectionProbe | None = None,
+        linger: float = 0.0,
+    ) -> Subscription:
         """Register a stream (callers check ``check_limits`` first).
 
         The limits are checked again here, after the only await before the
@@ -165,7 +227,7 @@ class Hub:
         """
         await self._ensure_started()
         self.check_limits(user_id, ip)
-        sub = Subscription(self, user_id, ip, QUEUE_SIZE, session)
+        sub = Subscription(self, user_id, ip, QUEUE_SIZE, session, probe, linger)
         subs = self.users.setdefault(user_id, set())
         first = not subs
         subs.add(sub)
@@ -183,7 +245,7 @@ class Hub:
                 raise
         return sub
 
-    def _remove(self, sub: Subscription) -> None:
+    def _remove(self, sub: Subscription, unread: bool = False) -> None:
         subs = self.users.get(sub.user_id)
         if not subs or sub not in subs:
             return
@@ -191,14 +253,46 @@ class Hub:
         self.count -= 1
         if not self.count and self._drained is not None:
             self._drained.set()
-        if sub.ip:
-            self.per_ip[sub.ip] -= 1
-            if self.per_ip[sub.ip] <= 0:
-                del self.per_ip[sub.ip]
+        if unread and not self.stopping and (sub.probe is not None or sub.linger > 0):
+            if sub.probe is None or sub.probe.holds_bytes():
+                linger = Linger(sub, asyncio.get_running_loop().time())
+                # Still counted (per_ip too) until the connection lets go of its bytes.
+                self.lingering.setdefault(sub.user_id, []).append(linger)
+                self.lingering_count += 1
+            else:
+                self._release_ip(sub.ip)
+        else:
+            self._release_ip(sub.ip)
         if not subs:
             del self.users[sub.user_id]
             if self.layer is not None and self._per_user_groups():
                 self._member_op(sub.user_id, self._leave_user)
+
+    def _release_ip(self, ip: str | None) -> None:
+        if ip:
+            self.per_ip[ip] -= 1
+            if self.per_ip[ip] <= 0:
+                del self.per_ip[ip]
+
+    def _sweep(self, entries: list[Linger]) -> None:
+        """Drop the lingering entries (of one user) whose connection let go of its bytes."""
+        now = asyncio.get_running_loop().time()
+        kept = [e for e in entries if e.holds(now)]
+        if len(kept) == len(entries):
+            return
+        for e in entries:
+            if e not in kept:
+                self._release_ip(e.ip)
+        self.lingering_count -= len(entries) - len(kept)
+        uid = entries[0].user_id
+        if kept:
+            self.lingering[uid] = kept
+        else:
+            del self.lingering[uid]
+
+    def sweep_lingering(self) -> None:
+        for entries in list(self.lingering.values()):
+            self._sweep(entries)
 
     def streams_of(self, user_id: int) -> int:
         return len(self.users.get(user_id, ()))
@@ -279,6 +373,8 @@ class Hub:
                     await asyncio.wait_for(self.layer.group_discard(group, self.channel), 1.0)
         self.users.clear()
         self.per_ip.clear()
+        self.lingering.clear()
+        self.lingering_count = 0
         self.count = 0
         self._started = None
 
@@ -391,6 +487,7 @@ class Hub:
         while True:
             await asyncio.sleep(float(app_settings.POLL_INTERVAL))
             polls += 1
+            self.sweep_lingering()
             if not self.users:
                 continue
             try:

@@ -34,10 +34,11 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
-from . import db
+from . import compat, db
+from .compat import ConnectionProbe
 from .conf import app_settings
 from .cors import cors_headers
 from .cursor import parse_cursor
@@ -56,6 +57,20 @@ logger = logging.getLogger("sse_notify")
 MAX_STREAM_BYTES: int | None = 4 * 1024 * 1024
 #: Most notifications replayed on connect; a client further behind is told to reload.
 REPLAY_LIMIT = 1000
+#: Bytes one connect replays: past it the stream ends after the replay and the
+#: client continues on its next connect (losing nothing). With MAX_STREAMS_PER_USER
+#: it bounds what a user's never-reading connections can make the server hold.
+REPLAY_BYTES = 256 * 1024
+#: Bytes one live chunk carries at most, and (with a connection probe) how far
+#: behind its client a live stream may get before it stops writing until the
+#: client reads: the missed events are read from the database later.
+WRITE_BYTES = 256 * 1024
+#: Seconds between checks of a connection that is that far behind.
+BACKPRESSURE_WAIT = 0.5
+#: Without ``sse_notify.asgi.StreamRoute`` under Daphne: seconds an ended stream
+#: keeps its place in the caps (Twisted keeps an idle keep-alive connection 60 s,
+#: then gives it 15 s to close).
+LINGER_WITHOUT_PROBE = 75.0
 CATCH_UP_PAGE = 500
 MAX_BATCH = 512
 #: Chunks above this size are followed by an empty one (see ``StreamLife.body``).
@@ -78,8 +93,12 @@ def _frames(rows: list[Notification], unread: int) -> list[tuple[int, bytes]]:
     return [(n.seq, _frame(n, unread)) for n in rows]
 
 
-def connect_state(user_id: int, cursor: int | None, invalid: bool) -> dict[str, Any]:
-    """Everything a stream needs on connect, in one trip to the database threads."""
+def connect_state(user_id: int, cursor: int | None, invalid: bool, budget: float = float("inf")) -> dict[str, Any]:
+    """Everything a stream needs on connect, in one trip to the database threads.
+
+    Frames are built up to ``budget`` bytes (at least one): the rest comes on the
+    client's next connect, so one connect never holds more than the budget.
+    """
     # Inbox.unread is kept by every path that changes read state (mark_read, sends,
     # deletes), so the connect costs one query here, not a COUNT over the user's rows.
     last_seq, pruned_seq, unread = Inbox.objects.filter(user_id=user_id).values_list(
@@ -99,7 +118,15 @@ def connect_state(user_id: int, cursor: int | None, invalid: bool) -> dict[str, 
     if cursor == last_seq:  # nothing was sent after the cursor: skip the empty replay query
         return {"cursor": cursor, "unread": unread, "reset": None, "frames": []}
     rows = list(Notification.objects.filter(recipient_id=user_id).after(cursor).select_related("actor")[:REPLAY_LIMIT])
-    return {"cursor": cursor, "unread": unread, "reset": None, "frames": _frames(rows, unread)}
+    frames: list[tuple[int, bytes]] = []
+    size = 0
+    for n in rows:
+        if size >= budget and frames:
+            break
+        frame = _frame(n, unread)
+        frames.append((n.seq, frame))
+        size += len(frame)
+    return {"cursor": cursor, "unread": unread, "reset": None, "frames": frames, "more": len(frames) < len(rows)}
 
 
 def catch_up(user_id: int, cursor: int) -> tuple[list[tuple[int, bytes]], int]:
@@ -136,8 +163,12 @@ class StreamLife:
         ip: str | None = None,
         session: str | None = None,
         raw_cursor: str | None = None,
+        probe: ConnectionProbe | None = None,
+        linger: float = 0.0,
     ) -> None:
         self.user_id = user_id
+        self.probe = probe
+        self.linger = linger
         self.ip = ip
         self.session = session
         self.raw_cursor = raw_cursor
@@ -154,6 +185,8 @@ class StreamLife:
         self._budget = float("inf")
         #: Highest seq known to be deleted: the poll need not look for it.
         self._horizon = 0
+        #: True once the server ended the response (its client may not have read it all).
+        self._server_ended = False
 
     async def body(self) -> AsyncIterator[bytes]:
         """The response body. Chunks are dropped once yielded (an idle stream holds none)."""
@@ -168,6 +201,7 @@ class StreamLife:
                     # one: hand it an empty one (nothing on the wire) to let go of this.
                     yield b""
                 chunk = await self._next()
+            self._server_ended = True
         finally:
             self.close()
 
@@ -177,7 +211,7 @@ class StreamLife:
             self._get.cancel()
             self._get = None
         if self.sub is not None:
-            self.sub.close()
+            self.sub.close(unread=self._server_ended)
         self.state = State.ENDED
 
     def _end(self, reason: str) -> None:
@@ -190,7 +224,7 @@ class StreamLife:
         # Subscribed here, not in the view: if the client leaves before Django starts
         # iterating the body, nothing was registered, so nothing can leak.
         try:
-            self.sub = sub = await get_hub().subscribe(self.user_id, self.ip, self.session)
+            self.sub = sub = await get_hub().subscribe(self.user_id, self.ip, self.session, self.probe, self.linger)
         except StreamLimitExceeded as exc:
             # Requests that raced past the view's check together: the status is sent
             # already, so end at once and ask the browser to wait before retrying.
@@ -212,7 +246,8 @@ class StreamLife:
         max_bytes = MAX_STREAM_BYTES
         self._budget = float("inf") if max_bytes is None else int(max_bytes)
         try:
-            state = await db.run(connect_state, self.user_id, cursor, invalid)
+            replay = min(self._budget, REPLAY_BYTES)
+            state = await db.run(connect_state, self.user_id, cursor, invalid, replay)
         except DatabaseError as exc:
             db.log_error("stream connect", exc)
             self._end("database")
@@ -225,16 +260,17 @@ class StreamLife:
                 logger.info("sse_notify: user %s cursor %s: %s", self.user_id, raw_cursor, state["reset"])
             head.append(reset_frame(cursor, state["unread"], state["reset"]))
         sent = sum(map(len, head))
-        for replayed, (seq, frame) in enumerate(state["frames"]):
-            if sent >= self._budget and replayed:
-                break  # over the byte budget: end after this chunk; the client resumes from here
+        for seq, frame in state["frames"]:
             head.append(frame)
             sent += len(frame)
             cursor = seq
+        more = state.get("more", False)
         del state
         self.cursor = sub.cursor = cursor
         self.sent = sent
-        if sent >= self._budget:
+        if more:
+            self._end("replay_budget")  # the client continues on its next connect
+        elif sent >= self._budget:
             self._end("bytes")
         else:
             self.state = State.LIVE
@@ -259,6 +295,11 @@ class StreamLife:
             if loop.time() >= self._deadline:
                 self._end("lifetime")
                 return None
+            if self.probe is not None and self.probe.pending() > WRITE_BYTES:
+                # Its client is that far behind: write nothing more until it reads. The
+                # queue may overflow meanwhile; the stream reads the database after.
+                await asyncio.sleep(BACKPRESSURE_WAIT)
+                continue
             need_db = sub.behind
             out: list[bytes] = []
             if not need_db:
@@ -326,29 +367,42 @@ class StreamLife:
             await asyncio.sleep(min(float(app_settings.HEARTBEAT), float(app_settings.POLL_INTERVAL)))
             out.append(HEARTBEAT)  # keeps proxies from cutting a stream waiting on the database
             return
-        room = self._budget - self.sent - sum(map(len, out))
+        room = min(self._budget - self.sent, WRITE_BYTES) - sum(map(len, out))
         taken = 0
+        cut = False
         for seq, frame in page:
             if seq <= self.cursor:
                 continue
             if room <= 0 and taken:
+                cut = True
                 break
             out.append(frame)
             room -= len(frame)
             self.cursor = seq
             taken += 1
-        if len(page) >= CATCH_UP_PAGE:
+        full, empty = len(page) >= CATCH_UP_PAGE, not page
+        del page
+        if cut or full:
             sub.behind = True  # more to read on the next turn
-        if not page:
+        if empty:
             self._horizon = max(self._horizon, last_seq)  # seqs up to here were deleted
 
 
-async def event_stream(
-    user_id: int, ip: str | None, raw_cursor: str | None, session: str | None = None
+def stream_body(
+    user_id: int, ip: str | None, raw_cursor: str | None, session: str | None, probe: ConnectionProbe | None = None
 ) -> AsyncIterator[bytes]:
-    """The body of one stream (see ``StreamLife``)."""
-    async for chunk in StreamLife(user_id, ip=ip, session=session, raw_cursor=raw_cursor).body():
-        yield chunk
+    """The body of one stream, for the view and for ``asgi.StreamRoute`` (one code path)."""
+    life = StreamLife(
+        user_id,
+        ip=ip,
+        session=session,
+        raw_cursor=raw_cursor,
+        probe=probe,
+        # Without a probe under Daphne, an ended stream's unread bytes stay until
+        # Twisted's idle timeout: count it that long. Other servers apply backpressure.
+        linger=0.0 if probe is not None or not compat.served_by_twisted() else LINGER_WITHOUT_PROBE,
+    )
+    return life.body()
 
 
 def _session_user(request: HttpRequest) -> Any:
@@ -361,6 +415,27 @@ def _session_user(request: HttpRequest) -> Any:
 
 def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
+
+
+def come_back_later(code: str, retry_ms: int, headers: dict[str, str]) -> HttpResponse:
+    """200 ``text/event-stream`` that ends at once and asks for a reconnect in ``retry_ms``.
+
+    Any other status (429, 503) ends a native ``EventSource`` for good, so the
+    server's "not now" must be a valid, empty stream: a comment naming why and a
+    ``retry:``. It is tiny and takes no slot, so it cannot be used to pin memory.
+    """
+    response = HttpResponse(
+        encode_comment(code) + encode_event(retry=retry_ms), content_type="text/event-stream; charset=utf-8"
+    )
+    response["Cache-Control"] = "no-cache, no-store"
+    response["Retry-After"] = str(max(1, retry_ms // 1000))
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+#: Scope key of the connection probe set by ``asgi.StreamRoute`` (see there).
+CONNECTION = "sse_notify.connection"
 
 
 @login_not_required  # answers 403 itself; LoginRequiredMiddleware's redirect would be read as a stream
@@ -382,11 +457,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         # Database down: every client reconnecting would log a traceback (a storm); say
         # it once per 10 s and ask the client to come back (it replays from its cursor).
         db.log_error("stream sign-in check", exc)
-        return JsonResponse(
-            {"error": "unavailable", "detail": "Notifications are unavailable for a moment; retry."},
-            status=503,
-            headers={**headers, "Retry-After": str(max(1, int(app_settings.RETRY_MS) // 1000))},
-        )
+        return come_back_later("unavailable", int(app_settings.RETRY_MS), headers)
     if not user.is_authenticated:
         return JsonResponse(
             {"error": "not_authenticated", "detail": "Sign in to receive notifications."}, status=403, headers=headers
@@ -398,15 +469,15 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     try:
         get_hub().check_limits(user.pk, ip)
     except StreamLimitExceeded as exc:
-        return JsonResponse(
-            {"error": exc.code, "detail": exc.detail},
-            status=exc.status,
-            headers={**headers, "Retry-After": str(max(1, int(app_settings.RETRY_MS) // 1000) * 10)},
-        )
-    response = StreamingHttpResponse(
-        event_stream(user.pk, ip, raw_cursor, session_hash(getattr(request.session, "session_key", None))),
-        content_type="text/event-stream; charset=utf-8",
+        return come_back_later(exc.code, int(app_settings.RETRY_MS) * 10, headers)
+    body = stream_body(
+        user.pk,
+        ip,
+        raw_cursor,
+        session_hash(getattr(request.session, "session_key", None)),
+        request.scope.get(CONNECTION),
     )
+    response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"
     response["Content-Encoding"] = ""
