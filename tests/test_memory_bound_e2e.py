@@ -86,7 +86,7 @@ async def test_never_reading_clients_of_one_user_cannot_grow_daphne(daphne, make
     answers: list[bytes] = []
     samples: list[int] = []
     try:
-        for i in range(CONNECTS):
+        for _ in range(CONNECTS):
             sock, first = await asyncio.to_thread(never_reading_connect, server.port, cookie)
             sockets.append(sock)
             answers.append(first)
