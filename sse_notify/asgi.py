@@ -170,7 +170,6 @@ class StreamRoute:
 
         from . import db
         from .hub import StreamLimitExceeded, get_hub
-        from .publish import session_hash
         from .stream import stream_body
 
         if _header(scope, b"origin") is not None:
@@ -197,7 +196,7 @@ class StreamRoute:
         raw_cursor = _header(scope, b"last-event-id")
         if raw_cursor is None:
             raw_cursor = QueryDict(scope.get("query_string", b"")).get("cursor")
-        body = stream_body(user.pk, ip, raw_cursor, session_hash(session_key), scope.get(CONNECTION))
+        body = stream_body(user.pk, ip, raw_cursor, session_key, scope.get(CONNECTION))
         await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
         await _pump(body, receive, send)
         return True

@@ -45,11 +45,13 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from django.db import DatabaseError
+
 from . import compat, protocol, publish
 from .compat import ConnectionProbe, is_read_timeout
 from .conf import app_settings
-from .protocol import BROADCAST_GROUP, SYNC, End, Item, Notify, user_group
-from .publish import get_layer
+from .protocol import BROADCAST_GROUP, SYNC, End, Item, Notify, SignOut, user_group
+from .publish import get_layer, session_hash
 
 logger = logging.getLogger("sse_notify")
 
@@ -62,6 +64,11 @@ POLL_GRACE = 0.25
 #: Events one stream may have queued; past it the stream catches up from the
 #: database instead, so a slow reader costs bounded memory and loses nothing.
 QUEUE_SIZE = 256
+#: Seconds the hub remembers a signed-out session (see ``Hub._remember``).
+SIGNED_OUT_MEMORY = 120.0
+#: Seconds between re-checks of the sessions of this process's streams (password
+#: changed, session deleted or expired, user deactivated: see ``sessions``).
+SESSION_CHECK_INTERVAL = 5.0
 #: Seconds a stopping server gives its streams to end their responses cleanly.
 SHUTDOWN_GRACE = 3.0
 
@@ -87,6 +94,7 @@ class Subscription:
         "probe",
         "queue",
         "session",
+        "session_key",
         "user_id",
     )
 
@@ -96,19 +104,21 @@ class Subscription:
         user_id: int,
         ip: str | None,
         size: int,
-        session: str | None = None,
+        session_key: str | None = None,
         probe: ConnectionProbe | None = None,
         linger: float = 0.0,
     ) -> None:
         self._hub: Hub | None = hub
+        #: The session the stream was opened with (re-checked every SESSION_CHECK_INTERVAL).
+        self.session_key = session_key
         #: The connection, when the server lets us see it (``sse_notify.asgi.StreamRoute``).
         self.probe = probe
         #: Without a probe: seconds an ended stream keeps its place (its bytes may sit unread).
         self.linger = linger
         self.user_id = user_id
         self.ip = ip
-        #: Hash of the session the stream was opened with (see ``publish.session_hash``).
-        self.session = session
+        #: Its hash, as sign-out messages name it (see ``publish.session_hash``).
+        self.session = session_hash(session_key)
         #: Why the stream must end (its session signed out, the server stops); checked on every wake-up.
         self.ended: str | None = None
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(1, size))
@@ -183,6 +193,8 @@ class Hub:
         self._layer_ok = True
         self._membership_slots = asyncio.Semaphore(MEMBERSHIP_CONCURRENCY)
         self.read_timeouts = 0
+        #: Recently signed-out session hashes → until when they are remembered.
+        self.signed_out: dict[str, float] = {}
         #: Set once the server stops: no new streams.
         self.stopping = False
         self._drained: asyncio.Event | None = None
@@ -215,7 +227,7 @@ class Hub:
         self,
         user_id: int,
         ip: str | None = None,
-        session: str | None = None,
+        session_key: str | None = None,
         probe: ConnectionProbe | None = None,
         linger: float = 0.0,
     ) -> Subscription:
@@ -227,7 +239,9 @@ class Hub:
         """
         await self._ensure_started()
         self.check_limits(user_id, ip)
-        sub = Subscription(self, user_id, ip, QUEUE_SIZE, session, probe, linger)
+        sub = Subscription(self, user_id, ip, QUEUE_SIZE, session_key, probe, linger)
+        if sub.session is not None and sub.session in self.signed_out:
+            sub.end("signed_out")  # its sign-out passed while it was connecting
         subs = self.users.setdefault(user_id, set())
         first = not subs
         subs.add(sub)
@@ -305,10 +319,25 @@ class Hub:
         if decoded is None:
             logger.debug("sse_notify: hub ignored message of type %r", message.get("type"))
             return
+        if isinstance(decoded, SignOut):
+            self._remember(decoded)
         users = self.users
         for uid, item in decoded.items(users):
             for sub in users.get(uid, ()):
                 sub.offer(item)
+
+    def _remember(self, message: SignOut) -> None:
+        """Keep signed-out sessions a while: a connect that checked its session just
+        before the sign-out and registers just after must still end."""
+        now = asyncio.get_running_loop().time()
+        for old, until in list(self.signed_out.items()):
+            if until > now:
+                break  # insertion order is expiry order
+            del self.signed_out[old]
+        for _uid, ended in message.users:
+            if ended is not None:
+                self.signed_out.pop(ended, None)
+                self.signed_out[ended] = now + SIGNED_OUT_MEMORY
 
     def nudge(self, user_ids: Any = None) -> None:
         """Tell streams (of ``user_ids``, or all) to check the database."""
@@ -472,6 +501,29 @@ class Hub:
             except Exception:
                 logger.exception("sse_notify: could not dispatch a layer message")
 
+    async def check_sessions(self) -> None:
+        """End the streams whose session no longer signs their user in (one query per
+        500 sessions on database-backed session engines)."""
+        from . import db
+        from .sessions import signed_in
+
+        keys: dict[str, int] = {}
+        for uid, subs in self.users.items():
+            for sub in subs:
+                if sub.session_key:
+                    keys[sub.session_key] = uid
+        if not keys:
+            return
+        try:
+            valid = await db.run(signed_in, keys)
+        except DatabaseError as exc:
+            db.log_error("checking the streams' sessions", exc)
+            return
+        for subs in list(self.users.values()):
+            for sub in list(subs):
+                if sub.session_key and sub.session_key in keys and sub.session_key not in valid:
+                    sub.end("signed_out")
+
     async def _poll_loop(self) -> None:
         from . import db
         from .models import Inbox
@@ -484,10 +536,15 @@ class Hub:
             return rows
 
         polls = 0
+        loop = asyncio.get_running_loop()
+        sessions_checked = loop.time()
         while True:
             await asyncio.sleep(float(app_settings.POLL_INTERVAL))
             polls += 1
             self.sweep_lingering()
+            if self.users and loop.time() - sessions_checked >= SESSION_CHECK_INTERVAL:
+                sessions_checked = loop.time()
+                await self.check_sessions()
             if not self.users:
                 continue
             try:

@@ -46,7 +46,7 @@ from .events import HEARTBEAT, encode_common, notification_frame, ready_frame, r
 from .hub import StreamLimitExceeded, Subscription, get_hub
 from .models import Inbox, Notification
 from .protocol import Item, Notify, Push
-from .publish import session_hash
+from .sessions import signed_in
 from .sse import encode_comment, encode_event
 
 logger = logging.getLogger("sse_notify")
@@ -93,12 +93,19 @@ def _frames(rows: list[Notification], unread: int) -> list[tuple[int, bytes]]:
     return [(n.seq, _frame(n, unread)) for n in rows]
 
 
-def connect_state(user_id: int, cursor: int | None, invalid: bool, budget: float = float("inf")) -> dict[str, Any]:
+def connect_state(
+    user_id: int, cursor: int | None, invalid: bool, budget: float = float("inf"), session_key: str | None = None
+) -> dict[str, Any]:
     """Everything a stream needs on connect, in one trip to the database threads.
+
+    First the session is checked again: the stream is registered with the hub by
+    now, so a sign-out from here on reaches it, and one before is seen here.
 
     Frames are built up to ``budget`` bytes (at least one): the rest comes on the
     client's next connect, so one connect never holds more than the budget.
     """
+    if session_key is not None and session_key not in signed_in({session_key: user_id}):
+        return {"signed_out": True}
     # Inbox.unread is kept by every path that changes read state (mark_read, sends,
     # deletes), so the connect costs one query here, not a COUNT over the user's rows.
     last_seq, pruned_seq, unread = Inbox.objects.filter(user_id=user_id).values_list(
@@ -161,7 +168,7 @@ class StreamLife:
         user_id: int,
         *,
         ip: str | None = None,
-        session: str | None = None,
+        session_key: str | None = None,
         raw_cursor: str | None = None,
         probe: ConnectionProbe | None = None,
         linger: float = 0.0,
@@ -170,7 +177,7 @@ class StreamLife:
         self.probe = probe
         self.linger = linger
         self.ip = ip
-        self.session = session
+        self.session_key = session_key
         self.raw_cursor = raw_cursor
         self.state = State.CONNECTING
         self.sub: Subscription | None = None
@@ -224,7 +231,7 @@ class StreamLife:
         # Subscribed here, not in the view: if the client leaves before Django starts
         # iterating the body, nothing was registered, so nothing can leak.
         try:
-            self.sub = sub = await get_hub().subscribe(self.user_id, self.ip, self.session, self.probe, self.linger)
+            self.sub = sub = await get_hub().subscribe(self.user_id, self.ip, self.session_key, self.probe, self.linger)
         except StreamLimitExceeded as exc:
             # Requests that raced past the view's check together: the status is sent
             # already, so end at once and ask the browser to wait before retrying.
@@ -247,11 +254,18 @@ class StreamLife:
         self._budget = float("inf") if max_bytes is None else int(max_bytes)
         try:
             replay = min(self._budget, REPLAY_BYTES)
-            state = await db.run(connect_state, self.user_id, cursor, invalid, replay)
+            state = await db.run(connect_state, self.user_id, cursor, invalid, replay, self.session_key)
         except DatabaseError as exc:
             db.log_error("stream connect", exc)
             self._end("database")
             return None  # the client reconnects and replays once the database is back
+        if sub.ended:
+            self._end(sub.ended)  # signed out (or stopping) while connecting
+            return None
+        if state.get("signed_out"):
+            # Signed out between the view's check and the registration: the reconnect gets 403.
+            self._end("signed_out")
+            return None
         self.state = State.REPLAYING
         cursor = state["cursor"]
         head = [ready_frame(cursor, state["unread"], int(app_settings.RETRY_MS))]
@@ -389,13 +403,13 @@ class StreamLife:
 
 
 def stream_body(
-    user_id: int, ip: str | None, raw_cursor: str | None, session: str | None, probe: ConnectionProbe | None = None
+    user_id: int, ip: str | None, raw_cursor: str | None, session_key: str | None, probe: ConnectionProbe | None = None
 ) -> AsyncIterator[bytes]:
     """The body of one stream, for the view and for ``asgi.StreamRoute`` (one code path)."""
     life = StreamLife(
         user_id,
         ip=ip,
-        session=session,
+        session_key=session_key,
         raw_cursor=raw_cursor,
         probe=probe,
         # Without a probe under Daphne, an ended stream's unread bytes stay until
@@ -474,7 +488,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         user.pk,
         ip,
         raw_cursor,
-        session_hash(getattr(request.session, "session_key", None)),
+        getattr(getattr(request, "session", None), "session_key", None),
         request.scope.get(CONNECTION),
     )
     response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")

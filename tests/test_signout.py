@@ -1,0 +1,132 @@
+"""Signing out, a password change, a deleted session or a deactivated user end that
+session's streams, always (issue 9, item 3).
+
+- No window at sign-out: the stream is registered with the hub before its session
+  is checked again, and the hub remembers signed-out sessions for a while.
+- What changes without a sign-out signal is found by the hub's periodic session
+  check (``hub.SESSION_CHECK_INTERVAL``, 5 s; shortened here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.sessions.models import Session
+
+from sse_notify.api import send_notification
+from sse_notify.stream import StreamLife
+from tests.conftest import session_cookie
+from tests.support import override_constants
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CONNECTS = 100
+
+
+async def read_to_eof(reader: asyncio.StreamReader, within: float) -> bytes:
+    """Everything the server sends until it closes (HTTP/1.0), or raise TimeoutError."""
+    data = b""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        chunk = await asyncio.wait_for(reader.read(65536), max(0.01, deadline - loop.time()))
+        if not chunk:
+            return data
+        data += chunk
+
+
+@pytest.mark.e2e
+async def test_connects_in_flight_at_sign_out_all_end(daphne, user):
+    server = daphne(overrides={"POLL_INTERVAL": 0.5})
+    cookie = await sync_to_async(session_cookie)(user)
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(f"GET /notifications/stream/ HTTP/1.0\r\nHost: x\r\nCookie: sessionid={cookie}\r\n\r\n".encode())
+        await writer.drain()
+        return reader, writer
+
+    async def logout() -> None:
+        await asyncio.sleep(0.05)  # some connects checked, some registered, some neither
+        async with httpx.AsyncClient() as client:
+            await client.post(server.url("/test-logout/"), headers={"Cookie": f"sessionid={cookie}"})
+
+    results = await asyncio.gather(*(connect() for _ in range(CONNECTS)), logout())
+    connections = results[:CONNECTS]
+    await sync_to_async(send_notification)(user, "SECRET after logout")
+    try:
+        # Every connection ends: at once (refused with 403, or its stream ended), and
+        # well before the periodic session check could be what ended it.
+        bodies = await asyncio.gather(*(read_to_eof(r, within=4.0) for r, _ in connections), return_exceptions=True)
+    finally:
+        for _, w in connections:
+            w.close()
+    still_open = [b for b in bodies if isinstance(b, BaseException)]
+    assert still_open == [], f"{len(still_open)} of {CONNECTS} streams stayed open after sign-out"
+    assert not any(b"SECRET after logout" in b for b in bodies if isinstance(b, bytes))
+    statuses = {b.split(b" ", 2)[1] for b in bodies if isinstance(b, bytes)}
+    assert statuses <= {b"200", b"403"}, statuses
+
+
+async def open_life(user: Any, session_key: str) -> tuple[StreamLife, Any]:
+    life = StreamLife(user.pk, session_key=session_key, raw_cursor=None)
+    body = life.body()
+    first = await asyncio.wait_for(body.__anext__(), 5)
+    assert b"event: ready" in first
+    return life, body
+
+
+async def ends_within(body: Any, seconds: float) -> None:
+    with pytest.raises(StopAsyncIteration):
+        while True:
+            await asyncio.wait_for(body.__anext__(), seconds)
+
+
+@pytest.mark.parametrize("change", ["password", "session_deleted", "deactivated"])
+async def test_session_ended_without_sign_out_ends_the_stream(fresh_hub, make_user, settings, change):
+    settings.SSE_NOTIFY = {"POLL_INTERVAL": 0.1, "HEARTBEAT": 15.0}
+    alice = await sync_to_async(make_user)()
+    bob = await sync_to_async(make_user)()
+    key = await sync_to_async(session_cookie)(alice)
+    other = await sync_to_async(session_cookie)(bob)
+    with override_constants({"sse_notify.hub.SESSION_CHECK_INTERVAL": 0.3}):
+        life, body = await open_life(alice, key)
+        bob_life, bob_body = await open_life(bob, other)
+
+        @sync_to_async
+        def apply() -> None:
+            if change == "password":
+                alice.set_password("new secret")
+                alice.save()
+            elif change == "session_deleted":
+                Session.objects.filter(session_key=key).delete()
+            else:
+                alice.is_active = False
+                alice.save()
+
+        await apply()
+        await ends_within(body, 3.0)
+        assert life.end_reason == "signed_out"
+        # The other user's stream is untouched.
+        await sync_to_async(send_notification)(bob, "still here")
+        chunk = await asyncio.wait_for(bob_body.__anext__(), 5)
+        assert b"still here" in chunk
+        await bob_body.aclose()
+    assert fresh_hub.count == 0
+
+
+async def test_a_connect_that_checked_before_sign_out_and_registers_after_ends(fresh_hub, user):
+    """The hub heard the sign-out before this stream registered: it ends at once."""
+    from sse_notify.protocol import SignOut
+    from sse_notify.publish import session_hash
+
+    key = await sync_to_async(session_cookie)(user)
+    await fresh_hub._ensure_started()
+    fresh_hub.dispatch(SignOut(((user.pk, session_hash(key)),)).encode())
+    life = StreamLife(user.pk, session_key=key, raw_cursor=None)
+    chunks = [c async for c in life.body()]
+    assert chunks == [] and life.end_reason == "signed_out"
