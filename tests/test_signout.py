@@ -95,7 +95,7 @@ async def test_session_ended_without_sign_out_ends_the_stream(fresh_hub, make_us
     other = await sync_to_async(session_cookie)(bob)
     with override_constants({"sse_notify.hub.SESSION_CHECK_INTERVAL": 0.3}):
         life, body = await open_life(alice, key)
-        bob_life, bob_body = await open_life(bob, other)
+        _, bob_body = await open_life(bob, other)
 
         @sync_to_async
         def apply() -> None:
