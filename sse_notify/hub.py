@@ -42,7 +42,7 @@ import contextlib
 import logging
 import weakref
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from django.db import DatabaseError
@@ -69,6 +69,8 @@ SIGNED_OUT_MEMORY = 120.0
 #: Seconds between re-checks of the sessions of this process's streams (password
 #: changed, session deleted or expired, user deactivated: see ``sessions``).
 SESSION_CHECK_INTERVAL = 5.0
+#: Seconds a stopping hub waits for its group leaves (all at once).
+LEAVE_TIMEOUT = 1.0
 #: Seconds a stopping server gives its streams to end their responses cleanly.
 SHUTDOWN_GRACE = 3.0
 
@@ -188,7 +190,15 @@ class Hub:
         self.layer: Any = None
         self.channel: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._membership: dict[int, asyncio.Task[Any]] = {}
+        #: Group membership as desired state: ``users`` (plus the broadcast group) is what
+        #: this hub should be in; ``joined`` is what the layer is known to hold. The
+        #: reconciler closes the gap, with backoff, until they agree.
+        self.joined: set[int] = set()
+        self.broadcast_joined = False
+        self._dirty = asyncio.Event()
+        self._in_sync = asyncio.Event()
+        self._join_waiters: dict[int, asyncio.Event] = {}
+        self._membership_failing = False
         self._started: asyncio.Task[None] | None = None
         self._layer_ok = True
         self._membership_slots = asyncio.Semaphore(MEMBERSHIP_CONCURRENCY)
@@ -248,12 +258,14 @@ class Hub:
         self.count += 1
         if ip:
             self.per_ip[ip] += 1
-        if first and self.layer is not None and self._per_user_groups():
-            joined = self._member_op(user_id, self._join_user)
-            # Wait (without cancelling it) so live messages reach this stream from
-            # the start; a slow or dead layer is covered by the database poll.
+        if first and self.layer is not None and self._per_user_groups() and user_id not in self.joined:
+            waiter = self._join_waiters.setdefault(user_id, asyncio.Event())
+            self._membership_changed()
+            # Wait so live messages reach this stream from the start; a slow or dead
+            # layer is covered by the database poll (and the join is retried).
             try:
-                await asyncio.wait((joined,), timeout=publish.PUBLISH_TIMEOUT)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), publish.PUBLISH_TIMEOUT)
             except BaseException:
                 sub.close()  # cancelled (client left) while joining: the caller never gets sub
                 raise
@@ -279,8 +291,8 @@ class Hub:
             self._release_ip(sub.ip)
         if not subs:
             del self.users[sub.user_id]
-            if self.layer is not None and self._per_user_groups():
-                self._member_op(sub.user_id, self._leave_user)
+            if sub.user_id in self.joined:
+                self._membership_changed()
 
     def _release_ip(self, ip: str | None) -> None:
         if ip:
@@ -357,15 +369,26 @@ class Hub:
         compat.on_server_shutdown(self.shutdown)
         self.layer = get_layer()
         if self.layer is not None:
-            try:
-                self.channel = await self.layer.new_channel("sse_notify.hub.")
-                await asyncio.wait_for(self.layer.group_add(BROADCAST_GROUP, self.channel), publish.PUBLISH_TIMEOUT)
-            except Exception as exc:
-                self._layer_ok = False
-                logger.warning("sse_notify: channel layer unavailable at start (%s); using the database", exc)
+            # The receive loop gets its channel itself, retrying with backoff: a layer
+            # that is down at start (pub/sub needs Redis for a channel) comes back later.
+            await self._open_channel()
+            self._spawn(self._receive_loop())
+            self._spawn(self._reconcile_loop())
             if self.channel is not None:
-                self._spawn(self._receive_loop())
+                self._membership_changed()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._in_sync.wait(), publish.PUBLISH_TIMEOUT)
         self._spawn(self._poll_loop())
+
+    async def _open_channel(self) -> bool:
+        try:
+            self.channel = await asyncio.wait_for(self.layer.new_channel("sse_notify.hub."), publish.PUBLISH_TIMEOUT)
+        except Exception as exc:
+            if self._layer_ok:
+                logger.warning("sse_notify: channel layer unavailable (%s); using the database until it is back", exc)
+            self._layer_ok = False
+            return False
+        return True
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -390,16 +413,22 @@ class Hub:
         await asyncio.sleep(0.05)
 
     async def aclose(self) -> None:
-        """Stop the hub's tasks and leave its groups (tests, shutdown)."""
-        for task in list(self._tasks) + list(self._membership.values()):
+        """Stop the hub's tasks and leave its groups (tests, shutdown): a stopped process
+        must not stay in the broadcast group (channels_redis would keep it 24 h)."""
+        for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks) + list(self._membership.values()):
+        for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.layer is not None and self.channel is not None:
-            for group in [BROADCAST_GROUP, *(user_group(u) for u in self.users)]:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.layer.group_discard(group, self.channel), 1.0)
+            groups = [BROADCAST_GROUP, *(user_group(u) for u in self.joined | set(self.users))]
+            leaves = [asyncio.ensure_future(self.layer.group_discard(g, self.channel)) for g in groups]
+            _, pending = await asyncio.wait(leaves, timeout=LEAVE_TIMEOUT)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*leaves, return_exceptions=True)
+        self.joined.clear()
+        self.broadcast_joined = False
         self.users.clear()
         self.per_ip.clear()
         self.lingering.clear()
@@ -414,54 +443,101 @@ class Hub:
         """False in "every process receives everything" mode (threshold 0)."""
         return publish.GROUP_SEND_THRESHOLD > 0
 
-    def _member_op(self, user_id: int, op: Callable[[int], Coroutine[Any, Any, None]]) -> asyncio.Task[Any]:
-        """Run joins and leaves of one user's group in order, never concurrently."""
-        previous = self._membership.get(user_id)
+    def membership_settled(self) -> bool:
+        """True when the layer holds exactly the groups this hub wants (or there is no layer)."""
+        return self.layer is None or (self._in_sync.is_set() and not self._dirty.is_set())
 
-        async def run() -> None:
-            if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
-            async with self._membership_slots:
-                await op(user_id)
+    def _membership_changed(self) -> None:
+        self._in_sync.clear()
+        self._dirty.set()
 
-        task = asyncio.ensure_future(run())
-        self._membership[user_id] = task
+    def _forget_membership(self) -> None:
+        """The layer may have restarted empty (Redis keeps no groups): join everything again."""
+        self.joined.clear()
+        self.broadcast_joined = False
+        self._membership_changed()
 
-        def done(t: asyncio.Task[Any]) -> None:
-            if self._membership.get(user_id) is t:
-                del self._membership[user_id]
-            if not t.cancelled() and t.exception() is not None:
-                logger.warning("sse_notify: group membership change failed: %s", t.exception())
+    async def _reconcile_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self.channel is None:
+                continue  # the receive loop sets it dirty again once it has a channel
+            if await self._reconcile():
+                backoff = 0.1
+                if not self._dirty.is_set():
+                    self._in_sync.set()
+                if self._membership_failing:
+                    self._membership_failing = False
+                    logger.warning("sse_notify: channel layer group membership restored")
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                self._dirty.set()
 
-        task.add_done_callback(done)
-        return task
+    async def _reconcile(self) -> bool:
+        """One pass: every missing join and stale leave at once (at most
+        MEMBERSHIP_CONCURRENCY in flight, each cut at PUBLISH_TIMEOUT). True if all held."""
+        want = set(self.users) if self._per_user_groups() else set()
+        ops: list[Coroutine[Any, Any, bool]] = []
+        if not self.broadcast_joined:
+            ops.append(self._apply(None, True))
+        ops += [self._apply(uid, True) for uid in want - self.joined]
+        ops += [self._apply(uid, False) for uid in self.joined - want]
+        if not ops:
+            return True
+        return all(await asyncio.gather(*ops))
 
-    async def _join_user(self, user_id: int) -> None:
-        if user_id in self.users and self.channel is not None:
-            await self.layer.group_add(user_group(user_id), self.channel)
-
-    async def _leave_user(self, user_id: int) -> None:
-        if user_id not in self.users and self.channel is not None:
-            await self.layer.group_discard(user_group(user_id), self.channel)
-
-    async def _rejoin_all(self) -> None:
-        assert self.channel is not None
-        await self.layer.group_add(BROADCAST_GROUP, self.channel)
-        if self._per_user_groups():
-            for uid in list(self.users):
-                await self.layer.group_add(user_group(uid), self.channel)
+    async def _apply(self, user_id: int | None, join: bool) -> bool:
+        async with self._membership_slots:
+            if user_id is not None and join != (user_id in self.users and self._per_user_groups()):
+                return True  # changed meanwhile; the next pass sees it
+            channel = self.channel
+            if channel is None:
+                return False
+            group = BROADCAST_GROUP if user_id is None else user_group(user_id)
+            op = self.layer.group_add if join else self.layer.group_discard
+            try:
+                await asyncio.wait_for(op(group, channel), publish.PUBLISH_TIMEOUT)
+            except Exception as exc:
+                if not self._membership_failing:
+                    self._membership_failing = True
+                    logger.warning(
+                        "sse_notify: channel layer group %s failed (%s: %s); retrying until it holds",
+                        "join" if join else "leave",
+                        type(exc).__name__,
+                        exc,
+                    )
+                return False
+        if user_id is None:
+            self.broadcast_joined = True
+        elif join:
+            self.joined.add(user_id)
+            waiter = self._join_waiters.pop(user_id, None)
+            if waiter is not None:
+                waiter.set()
+        else:
+            self.joined.discard(user_id)
+        return True
 
     # -- background loops --------------------------------------------------------
 
     async def _receive_loop(self) -> None:
-        assert self.channel is not None
+        """The one long-lived ``receive()``, started and restarted with backoff whatever the layer."""
         backoff = 0.1
         while True:
+            if self.channel is None:
+                if not await self._open_channel():
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                self._forget_membership()
             if not self._layer_ok:
+                # Back once the groups are held again (which also proves the layer answers).
                 try:
-                    # The layer may have restarted empty (Redis keeps no groups): join again.
-                    await asyncio.wait_for(self._rejoin_all(), publish.PUBLISH_TIMEOUT * 2)
-                except Exception:
+                    await asyncio.wait_for(self._in_sync.wait(), publish.PUBLISH_TIMEOUT * 2)
+                except TimeoutError:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
@@ -489,6 +565,7 @@ class Hub:
                         )
                     continue
                 self._layer_ok = False
+                self._forget_membership()
                 logger.warning(
                     "sse_notify: channel layer receive failed (%s: %s); streams fall back to the database",
                     type(exc).__name__,
@@ -568,12 +645,9 @@ class Hub:
                 # Skipped when the layer has queued it meanwhile (or the stream sent it).
                 if sub.cursor < last_seq and sub.offered < last_seq:
                     sub.offer(SYNC)
-            if self.channel is not None and self._layer_ok and polls % 600 == 0:
-                # channels-redis forgets group members after group_expiry (24 h).
-                try:
-                    await asyncio.wait_for(self._rejoin_all(), publish.PUBLISH_TIMEOUT * 2)
-                except Exception as exc:
-                    logger.warning("sse_notify: refreshing group membership failed: %s", exc)
+            if self.channel is not None and polls % 600 == 0:
+                # channels-redis forgets group members after group_expiry (24 h): join again.
+                self._forget_membership()
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

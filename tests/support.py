@@ -302,7 +302,7 @@ async def settle(hub: Any) -> None:
     """Let membership changes and cancellations finish."""
     for _ in range(20):
         await asyncio.sleep(0.01)
-        if not hub._membership:
+        if hub.membership_settled():
             break
 
 

@@ -125,6 +125,8 @@ async def test_over_the_per_user_cap_goes_to_django(fresh_hub, make_user):
     with override_settings(SSE_NOTIFY={"MAX_STREAMS_PER_USER": 1, "POLL_INTERVAL": 0.2}):
         first, msg = await start(app, scope(cookie=cookie))
         assert msg["status"] == 200
+        ready = await first.receive_output(timeout=5)  # the first stream holds its slot now
+        assert b"event: ready" in ready["body"]
         _second, msg2 = await start(app, scope(cookie=cookie))
         assert msg2["status"] == 418  # the view gives the cap's documented answer
     await first.send_input({"type": "http.disconnect"})

@@ -13,7 +13,9 @@ from django.test import override_settings
 from sse_notify.api import send_notification
 from sse_notify.events import HEARTBEAT
 from sse_notify.protocol import End, Push
+from sse_notify.publish import session_hash
 from sse_notify.stream import State, StreamLife
+from tests.conftest import session_cookie
 from tests.sse_client import parse
 from tests.support import override_constants
 
@@ -32,7 +34,8 @@ async def next_chunk(body: Any, within: float = 5.0) -> bytes:
 async def test_states_from_connect_to_sign_out(fresh_hub, user):
     hub = fresh_hub
     await sync_to_async(send_notification)(user, "before")
-    life = StreamLife(user.pk, session="s1", raw_cursor="0")
+    key = await sync_to_async(session_cookie)(user)
+    life = StreamLife(user.pk, session_key=key, raw_cursor="0")
     assert life.state is State.CONNECTING
     body = life.body()
     first = parse(await next_chunk(body))
@@ -47,7 +50,7 @@ async def test_states_from_connect_to_sign_out(fresh_hub, user):
     await sync_to_async(send_notification)(user, "live")
     assert [e.json()["title"] for e in parse(await next_chunk(body))] == ["live"]
 
-    life.sub.offer(End("s1"))
+    life.sub.offer(End(session_hash(key)))
     with pytest.raises(StopAsyncIteration):
         await next_chunk(body)
     assert life.end_reason == "signed_out"
