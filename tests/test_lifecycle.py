@@ -15,9 +15,8 @@ from sse_notify.events import HEARTBEAT
 from sse_notify.protocol import End, Push
 from sse_notify.publish import session_hash
 from sse_notify.stream import State, StreamLife
-from tests.conftest import session_cookie
 from tests.sse_client import parse
-from tests.support import override_constants
+from tests.support import override_constants, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

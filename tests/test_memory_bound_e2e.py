@@ -18,7 +18,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from sse_notify.models import Notification
-from tests.conftest import session_cookie
+from tests.support import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

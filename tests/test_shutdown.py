@@ -13,8 +13,8 @@ import time
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.conftest import session_cookie
 from tests.sse_client import SSEStream
+from tests.support import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -19,8 +19,7 @@ from django.contrib.sessions.models import Session
 
 from sse_notify.api import send_notification
 from sse_notify.stream import StreamLife
-from tests.conftest import session_cookie
-from tests.support import override_constants
+from tests.support import override_constants, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
