@@ -577,6 +577,8 @@ class Hub:
                 self.dispatch(message)
             except Exception:
                 logger.exception("sse_notify: could not dispatch a layer message")
+            # Not kept while the next receive waits: a large send's message is megabytes.
+            del message
 
     async def check_sessions(self) -> None:
         """End the streams whose session no longer signs their user in (one query per
