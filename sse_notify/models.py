@@ -966,3 +966,15 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of user {self.user_id} for {self.category}"
+
+
+#: Largest primary key a request may name: a signed 64-bit integer, the widest id
+#: column of any supported database. SQLite cannot even compare a larger Python
+#: int (``OverflowError``, a 500), so request values beyond it are refused first.
+MAX_ID = 2**63 - 1
+
+
+def is_id(value: Any) -> bool:
+    """Whether ``value`` (from a request) can be a row's primary key: digits, 1..MAX_ID."""
+    text = str(value).strip()
+    return text.isascii() and text.isdigit() and 0 < int(text) <= MAX_ID

@@ -14,7 +14,6 @@ changes all or nothing and answers the same shape, or 400 with
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -27,7 +26,7 @@ from django.views.decorators.http import require_http_methods
 
 from .categories import EmailMode, get_categories
 from .preferences import CHANNELS, set_preferences, user_preferences
-from .views import _json_csrf_protect, _json_login_required
+from .views import _json_csrf_protect, _json_login_required, json_methods, parse_json_body
 
 #: Largest JSON body the endpoint reads (a few categories' worth of choices).
 MAX_BODY_BYTES = 64 * 1024
@@ -48,7 +47,7 @@ def _bad_request(error: str, detail: str, errors: dict[str, Any] | None = None) 
     return JsonResponse(body, status=400)
 
 
-@require_http_methods(["GET", "POST"])
+@json_methods("GET", "POST")
 @_json_login_required
 @_json_csrf_protect
 def preferences_api(request: HttpRequest) -> HttpResponse:
@@ -58,8 +57,8 @@ def preferences_api(request: HttpRequest) -> HttpResponse:
     if len(request.body) > MAX_BODY_BYTES:
         return _bad_request("too_large", _("The body is over %(limit)d bytes.") % {"limit": MAX_BODY_BYTES})
     try:
-        changes = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
+        changes = parse_json_body(request)
+    except ValueError:  # UnicodeDecodeError is one
         return _bad_request("invalid_json", _("The body must be JSON: {category: {channel: value}}."))
     if not isinstance(changes, dict):
         return _bad_request("invalid_json", _("The body must be a JSON object: {category: {channel: value}}."))

@@ -35,7 +35,6 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
-from django.views.decorators.http import require_GET
 
 from . import compat, db
 from .compat import ConnectionProbe
@@ -48,6 +47,7 @@ from .models import Inbox, Notification
 from .protocol import Item, Notify, Push
 from .sessions import signed_in
 from .sse import encode_comment, encode_event
+from .views import json_methods
 
 logger = logging.getLogger("sse_notify")
 
@@ -453,7 +453,7 @@ CONNECTION = "sse_notify.connection"
 
 
 @login_not_required  # answers 403 itself; LoginRequiredMiddleware's redirect would be read as a stream
-@require_GET
+@json_methods("GET")
 async def stream(request: HttpRequest) -> HttpResponseBase:
     """``GET`` → ``text/event-stream`` of the signed-in user's notifications."""
     if not isinstance(request, ASGIRequest):

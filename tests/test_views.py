@@ -183,3 +183,57 @@ def test_mark_unread_needs_the_csrf_token(user: Any) -> None:
     refused = c.post(url)
     assert (refused.status_code, refused.json()["error"]) == (403, "csrf_failed")
     assert c.post(url, HTTP_X_CSRFTOKEN=token).json()["read"] is False
+
+
+# -- errors are JSON on every JSON endpoint ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "args", "allow"),
+    [
+        ("get", "sse_notify:mark_read", [1], "POST"),
+        ("put", "sse_notify:mark_read", [1], "POST"),
+        ("get", "sse_notify:mark_unread", [1], "POST"),
+        ("get", "sse_notify:mark_group_read", [1], "POST"),
+        ("delete", "sse_notify:mark_all_read", [], "POST"),
+        ("post", "sse_notify:list", [], "GET"),
+        ("post", "sse_notify:unread_count", [], "GET"),
+        ("put", "sse_notify:preferences_api", [], "GET, POST"),
+        ("post", "sse_notify:stream", [], "GET"),
+    ],
+)
+def test_wrong_method_is_a_json_405(alice_client: Client, method: str, name: str, args: list[int], allow: str) -> None:
+    """Every other error of these endpoints is ``{"error", "detail"}``; so is this one (was empty HTML)."""
+    response = getattr(alice_client, method)(reverse(name, args=args))
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "method_not_allowed"
+    assert response["Allow"] == allow
+
+
+@pytest.mark.parametrize("pk", ["99999999999999999999999", "9223372036854775808", "-5", "1e3", "abc"])
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_inbox_post_with_an_impossible_id_is_a_404_and_changes_nothing(user: Any, pk: str, accept: str) -> None:
+    """Past 64 bits SQLite raised OverflowError (a 500); the script's JSON request gets JSON."""
+    mine = send_notification(user, "keep me unread")[0]
+    client, token = csrf_client(user)
+    response = client.post(
+        INBOX, {"id": [str(mine.pk), pk], "action": "read"}, headers={"X-CSRFToken": token, "Accept": accept}
+    )
+    assert response.status_code == 404
+    if accept == "application/json":
+        assert response.json()["error"] == "not_found"
+    else:
+        assert response["Content-Type"].startswith("text/html")
+    assert Notification.objects.get(pk=mine.pk).read_at is None
+
+
+def test_inbox_json_post_for_someone_elses_id_is_a_json_404(user: Any, bob: Any) -> None:
+    theirs = send_notification(bob, "not yours")[0]
+    client, token = csrf_client(user)
+    response = client.post(
+        INBOX, {"id": theirs.pk, "action": "read"}, headers={"X-CSRFToken": token, "Accept": "application/json"}
+    )
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "detail": "No such notification."}
+    assert Notification.objects.get(pk=theirs.pk).read_at is None
