@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import api
 from .categories import DEFAULT_CATEGORY, get_categories
-from .models import Level, Notification
+from .models import Level, Notification, is_id
 
 
 def category_choices() -> list[tuple[str, str]]:
@@ -76,15 +76,37 @@ def user_widget(admin_site: AdminSite) -> forms.SelectMultiple:
     return FilteredSelectMultiple(_("users"), is_stacked=False)
 
 
+class IdsField(forms.ModelMultipleChoiceField):
+    """``ModelMultipleChoiceField`` that answers "not a valid value" for any posted text.
+
+    A value that is not an id, or one past 64 bits, would reach the database
+    (``OverflowError`` on SQLite) or the autocomplete widget's re-render
+    (``ValueError``): a 500 instead of the form error a wrong id gets.
+    """
+
+    def _check_values(self, value: Any) -> Any:
+        for pk in value if isinstance(value, list | tuple) else [value]:
+            if not is_id(pk):
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk}
+                )
+        return super()._check_values(value)  # type: ignore[misc]
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """Re-render only the values that can be ids (the widget looks them up)."""
+        data = super().bound_data(data, initial)
+        return [pk for pk in data if is_id(pk)] if isinstance(data, list | tuple) else data
+
+
 class SendNotificationForm(forms.Form):
     """Recipients (users, groups or everyone) and the notification's content."""
 
-    users = forms.ModelMultipleChoiceField(
+    users = IdsField(
         queryset=get_user_model()._default_manager.none(),
         required=False,
         help_text=_("Type to search users (needs the permission to view users)."),
     )
-    groups = forms.ModelMultipleChoiceField(
+    groups = IdsField(
         queryset=Group.objects.none(),
         required=False,
         widget=FilteredSelectMultiple(_("groups"), is_stacked=False),

@@ -199,6 +199,25 @@ def test_send_invalid_input_shows_errors_and_sends_nothing(
     assert not Notification.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"users": ["99999999999999999999999"]}, "users"),  # past 64 bits: OverflowError on SQLite
+        ({"users": ["abc"]}, "users"),  # the autocomplete widget looked it up on re-render
+        ({"users": ["-1"]}, "users"),
+        ({"groups": ["99999999999999999999999"]}, "groups"),
+        ({"groups": ["abc"]}, "groups"),
+    ],
+)
+def test_send_tampered_recipient_ids_are_form_errors(admin_client: Any, extra: dict[str, Any], field: str) -> None:
+    """A hand-edited POST gets the same "not a valid value" as a wrong id, never a 500."""
+    response = admin_client.post(reverse(SEND), send_payload(**extra))
+    assert response.status_code == 200
+    assert "is not a valid value" in " ".join(response.context["form"].errors[field])
+    assert "errornote" in response.text
+    assert not Notification.objects.exists()
+
+
 def test_send_needs_recipients(admin_client: Any, make_user: Any) -> None:
     lonely = Group.objects.create(name="empty")
     for payload, message in [
