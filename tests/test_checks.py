@@ -164,3 +164,26 @@ def test_check_command_reports_our_errors() -> None:
 @pytest.mark.django_db
 def test_migrations_are_complete() -> None:
     call_command("makemigrations", "--check", "--dry-run", stdout=StringIO(), stderr=StringIO())
+
+
+def test_the_readme_endpoint_table_lists_every_url_of_the_app() -> None:
+    """A developer finds every URL the app serves in one table (it lacked five)."""
+    from sse_notify import urls
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## JSON endpoints") : readme.index("## Browser side")]
+    listed = re.findall(r"^\| `sse_notify:(\w+)` \(`([^`]*)`", table, flags=re.M)
+    routes = {
+        p.name: str(p.pattern).replace("<int:pk>", "<id>").replace("<str:token>", "<token>") for p in urls.urlpatterns
+    }
+    assert {name for name, _ in listed} == set(routes)
+    for name, route in listed:
+        assert route.split("?")[0] == routes[name], name
+
+
+def test_the_readme_python_snippets_import_what_they_use() -> None:
+    """Each decorator or name a snippet uses at the start of a line is imported in it (``@receiver`` was not)."""
+    readme = (ROOT / "README.md").read_text()
+    for snippet in re.findall(r"```python\n(.*?)```", readme, flags=re.S):
+        for decorator in re.findall(r"^@(\w+)", snippet, flags=re.M):
+            assert re.search(rf"^(from \S+ )?import .*\b{decorator}\b", snippet, flags=re.M), snippet
