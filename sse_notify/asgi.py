@@ -196,7 +196,7 @@ class StreamRoute:
         raw_cursor = _header(scope, b"last-event-id")
         if raw_cursor is None:
             raw_cursor = QueryDict(scope.get("query_string", b"")).get("cursor")
-        body = stream_body(user.pk, ip, raw_cursor, session_key, scope.get(CONNECTION))
+        body = stream_body(user.pk, ip, raw_cursor, session_key, scope.get(CONNECTION), request_thread=False)
         await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
         await _pump(body, receive, send)
         return True

@@ -100,3 +100,19 @@ def signed_in(sessions: Mapping[str, int]) -> set[str]:
         if user is not None and user.pk == sessions[key] and _hash_ok(given, user):
             valid.add(key)
     return valid
+
+
+def still_signed_in(session_key: str, user_id: int) -> bool:
+    """What a stream re-checks on connect, once it is registered with the hub.
+
+    Signing out deletes the session: for database-backed engines one cheap
+    query (the session is still stored and unexpired) closes the window between
+    the connect's sign-in check and its registration, where a sign-out message
+    could pass unseen. A password change or a deactivation in that window is
+    found by the hub's periodic ``signed_in`` check instead. Other engines get
+    the full check.
+    """
+    get_model_class = getattr(import_module(settings.SESSION_ENGINE).SessionStore, "get_model_class", None)
+    if get_model_class is None:
+        return session_key in signed_in({session_key: user_id})
+    return get_model_class().objects.filter(session_key=session_key, expire_date__gt=timezone.now()).exists()

@@ -45,7 +45,7 @@ from .events import HEARTBEAT, encode_common, notification_frame, ready_frame, r
 from .hub import StreamLimitExceeded, Subscription, get_hub
 from .models import Inbox, Notification
 from .protocol import Item, Notify, Push
-from .sessions import signed_in
+from .sessions import still_signed_in
 from .sse import encode_comment, encode_event
 from .views import json_methods
 
@@ -104,7 +104,7 @@ def connect_state(
     Frames are built up to ``budget`` bytes (at least one): the rest comes on the
     client's next connect, so one connect never holds more than the budget.
     """
-    if session_key is not None and session_key not in signed_in({session_key: user_id}):
+    if session_key is not None and not still_signed_in(session_key, user_id):
         return {"signed_out": True}
     # Inbox.unread is kept by every path that changes read state (mark_read, sends,
     # deletes), so the connect costs one query here, not a COUNT over the user's rows.
@@ -172,8 +172,12 @@ class StreamLife:
         raw_cursor: str | None = None,
         probe: ConnectionProbe | None = None,
         linger: float = 0.0,
+        request_thread: bool = True,
     ) -> None:
         self.user_id = user_id
+        #: Served through Django's handler, which keeps a thread (and maybe a database
+        #: connection) for the request: released on connect. ``asgi.StreamRoute`` has none.
+        self.request_thread = request_thread
         self.probe = probe
         self.linger = linger
         self.ip = ip
@@ -237,10 +241,11 @@ class StreamLife:
             # already, so end at once and ask the browser to wait before retrying.
             self._end(exc.code)
             return encode_comment(exc.code) + encode_event(retry=int(app_settings.RETRY_MS) * 10)
-        # Whatever middleware opened in this request's own thread is released now.
-        await sync_to_async(db.close_request_connections, thread_sensitive=True)()
-        # ...and so is the request's own thread: an open stream holds no OS thread.
-        db.release_request_thread()
+        if self.request_thread:
+            # Whatever middleware opened in this request's own thread is released now.
+            await sync_to_async(db.close_request_connections, thread_sensitive=True)()
+            # ...and so is the request's own thread: an open stream holds no OS thread.
+            db.release_request_thread()
         raw_cursor = self.raw_cursor
         cursor = parse_cursor(raw_cursor)
         invalid = raw_cursor is not None and raw_cursor != "" and cursor is None
@@ -403,7 +408,12 @@ class StreamLife:
 
 
 def stream_body(
-    user_id: int, ip: str | None, raw_cursor: str | None, session_key: str | None, probe: ConnectionProbe | None = None
+    user_id: int,
+    ip: str | None,
+    raw_cursor: str | None,
+    session_key: str | None,
+    probe: ConnectionProbe | None = None,
+    request_thread: bool = True,
 ) -> AsyncIterator[bytes]:
     """The body of one stream, for the view and for ``asgi.StreamRoute`` (one code path)."""
     life = StreamLife(
@@ -415,6 +425,7 @@ def stream_body(
         # Without a probe under Daphne, an ended stream's unread bytes stay until
         # Twisted's idle timeout: count it that long. Other servers apply backpressure.
         linger=0.0 if probe is not None or not compat.served_by_twisted() else LINGER_WITHOUT_PROBE,
+        request_thread=request_thread,
     )
     return life.body()
 
