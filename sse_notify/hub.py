@@ -50,7 +50,7 @@ from django.db import DatabaseError
 from . import compat, protocol, publish
 from .compat import ConnectionProbe, is_read_timeout
 from .conf import app_settings
-from .protocol import BROADCAST_GROUP, SYNC, End, Item, Notify, SignOut, user_group
+from .protocol import BROADCAST_GROUP, SYNC, Batch, End, Item, Notify, SignOut, user_group
 from .publish import get_layer, session_hash
 
 logger = logging.getLogger("sse_notify")
@@ -64,6 +64,9 @@ POLL_GRACE = 0.25
 #: Events one stream may have queued; past it the stream catches up from the
 #: database instead, so a slow reader costs bounded memory and loses nothing.
 QUEUE_SIZE = 256
+#: Bytes of batched notifications one stream may have queued; past it the stream
+#: reads the rest from the database (a slow client pins no more than this here).
+QUEUE_BYTES = 1024 * 1024
 #: Seconds the hub remembers a signed-out session (see ``Hub._remember``).
 SIGNED_OUT_MEMORY = 120.0
 #: Seconds between re-checks of the sessions of this process's streams (password
@@ -95,6 +98,7 @@ class Subscription:
         "offered",
         "probe",
         "queue",
+        "queued_bytes",
         "session",
         "session_key",
         "user_id",
@@ -124,6 +128,8 @@ class Subscription:
         #: Why the stream must end (its session signed out, the server stops); checked on every wake-up.
         self.ended: str | None = None
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(1, size))
+        #: Bytes of the ``Batch`` items in the queue (bounded by ``QUEUE_BYTES``).
+        self.queued_bytes = 0
         self.cursor = 0
         #: Highest seq handed to this stream's queue (it may not have sent it yet).
         self.offered = 0
@@ -133,6 +139,16 @@ class Subscription:
         if isinstance(item, Notify):
             if item.seq > self.offered:
                 self.offered = item.seq
+        elif isinstance(item, Batch):
+            if self.queued_bytes + item.size > QUEUE_BYTES:
+                # The stream reads these from the database instead; wake it (a full
+                # queue means it is awake already).
+                self.behind = True
+                with contextlib.suppress(asyncio.QueueFull):
+                    self.queue.put_nowait(SYNC)
+                return
+            self.offered = max(self.offered, item.notes[-1].seq)
+            self.queued_bytes += item.size
         elif isinstance(item, End):
             if item.session is not None and item.session != self.session:
                 return  # another session of the same user signed out
@@ -144,6 +160,8 @@ class Subscription:
             # The stream is busy or its client slow: it will read what it missed
             # from the database once it drains the queue.
             self.behind = True
+            if isinstance(item, Batch):
+                self.queued_bytes -= item.size
 
     def end(self, reason: str) -> None:
         """Ask the stream to end at its next wake-up (and wake it)."""
@@ -334,9 +352,17 @@ class Hub:
         if isinstance(decoded, SignOut):
             self._remember(decoded)
         users = self.users
+        notes: dict[int, list[Notify]] = {}
         for uid, item in decoded.items(users):
+            if isinstance(item, Notify):
+                notes.setdefault(uid, []).append(item)  # one queue slot per user and message
+                continue
             for sub in users.get(uid, ()):
                 sub.offer(item)
+        for uid, mine in notes.items():
+            batched = Batch.of(mine)
+            for sub in users.get(uid, ()):
+                sub.offer(batched)
 
     def _remember(self, message: SignOut) -> None:
         """Keep signed-out sessions a while: a connect that checked its session just

@@ -11,6 +11,9 @@ Imports flow one way: ``events`` ← ``protocol`` ← ``publish`` / ``hub`` ← 
 Stream items (what a hub puts in a stream's queue) are typed too:
 
 ``Notify``   a notification frame with its per-user ``seq`` (gap-checked).
+``Batch``    several ``Notify`` of one user from one layer message, in one queue slot:
+           a burst of 2,000 to one user is written at once instead of overflowing
+           the stream's queue and being read back from the database.
 ``Push``     a frame without a seq (read state); never moves the cursor.
 ``Sync``     "look in the database" (poll nudge, overflow, layer back).
 ``End``      the stream must end (its session signed out).
@@ -45,6 +48,17 @@ class Notify:
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    notes: tuple[Notify, ...]
+    #: Bytes of the frames (the hub bounds what one stream may have queued).
+    size: int
+
+    @classmethod
+    def of(cls, notes: list[Notify]) -> Notify | Batch:
+        return notes[0] if len(notes) == 1 else cls(tuple(notes), sum(len(n.frame) for n in notes))
+
+
+@dataclass(frozen=True, slots=True)
 class Push:
     frame: bytes
 
@@ -62,7 +76,7 @@ class End:
 
 
 SYNC = Sync()
-Item = Notify | Push | Sync | End
+Item = Notify | Batch | Push | Sync | End
 
 
 # -- layer messages --------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from .cursor import parse_cursor
 from .events import HEARTBEAT, encode_common, notification_frame, ready_frame, reset_frame
 from .hub import StreamLimitExceeded, Subscription, get_hub
 from .models import Inbox, Notification
-from .protocol import Item, Notify, Push
+from .protocol import Batch, Item, Notify, Push
 from .sessions import still_signed_in
 from .sse import encode_comment, encode_event
 from .views import json_methods
@@ -356,18 +356,26 @@ class StreamLife:
         need_db = False
         cursor = self.cursor
         for item in items:
-            if isinstance(item, Notify):
-                if item.seq <= cursor:
-                    continue  # already sent (replay seam, catch-up, other path)
-                if item.seq == cursor + 1 and not need_db:
-                    out.append(item.frame)
-                    cursor = item.seq
-                else:
-                    need_db = True  # a gap: something was dropped on the way
+            if isinstance(item, Batch):
+                assert self.sub is not None
+                self.sub.queued_bytes -= item.size
+                notes: tuple[Notify, ...] = item.notes
+            elif isinstance(item, Notify):
+                notes = (item,)
             elif isinstance(item, Push):
                 out.append(item.frame)
+                continue
             else:  # Sync (End arrives as sub.ended plus a Sync)
                 need_db = True
+                continue
+            for note in notes:
+                if note.seq <= cursor:
+                    continue  # already sent (replay seam, catch-up, other path)
+                if note.seq == cursor + 1 and not need_db:
+                    out.append(note.frame)
+                    cursor = note.seq
+                else:
+                    need_db = True  # a gap: something was dropped on the way
         self.cursor = cursor
         return need_db
 

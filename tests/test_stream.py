@@ -153,6 +153,48 @@ async def test_queue_overflow_loses_nothing(fresh_hub, user):
         await s.disconnect()
 
 
+def burst(user: Any, count: int) -> list[Notification]:
+    """``count`` notifications to ``user`` in one transaction: one layer message."""
+    return Notification.objects.bulk_create(
+        [Notification(recipient=user, title=f"burst {i}", data={"i": i}) for i in range(count)]
+    )
+
+
+async def test_a_burst_to_one_user_is_written_at_once_not_read_back_from_the_database(fresh_hub, user, monkeypatch):
+    """600 notifications in one send exceed the queue's 256 slots; they travel as one
+    queue item, so the stream writes them without a catch-up query."""
+    from sse_notify import stream
+
+    reads: list[int] = []
+    real = stream.catch_up
+    monkeypatch.setattr(stream, "catch_up", lambda uid, cursor: reads.append(cursor) or real(uid, cursor))
+    with sse_settings(POLL_INTERVAL=60):
+        s = await open_stream(user)
+        await s.chunk()
+        await sync_to_async(burst)(user, 600)
+        await s.read_until(lambda st: len(st.notifications()) >= 600, within=10)
+        assert [int(e.id) for e in s.notifications()] == list(range(1, 601))
+        assert reads == [], "the burst was read back from the database"
+        assert fresh_hub.users[user.pk].copy().pop().queued_bytes == 0
+        await s.disconnect()
+
+
+async def test_a_burst_over_the_queued_bytes_bound_comes_from_the_database(fresh_hub, user):
+    """A slow stream pins at most QUEUE_BYTES of batched frames; the rest is read later."""
+    with sse_settings(POLL_INTERVAL=60), override_constants({"sse_notify.hub.QUEUE_BYTES": 4096}):
+        s = await open_stream(user)
+        await s.chunk()
+        sub = next(iter(fresh_hub.users[user.pk]))
+        await sync_to_async(burst)(user, 200)
+        await s.read_until(lambda st: len(st.notifications()) >= 200, within=10)
+        assert sub.queued_bytes == 0
+        await asyncio.sleep(0.3)
+        while not s.comm.output_queue.empty():
+            await s.chunk()
+        assert [int(e.id) for e in s.notifications()] == list(range(1, 201)), "each once, in order"
+        await s.disconnect()
+
+
 async def test_a_dropped_layer_message_is_recovered_from_the_database(fresh_hub, user):
     """Seq 2 never reaches the hub; seq 3 does: the gap sends the stream to the database."""
     hub = fresh_hub
