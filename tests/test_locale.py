@@ -128,3 +128,17 @@ def test_every_english_default_of_the_client_has_a_translated_string_from_the_ta
     block = block[: block.index("};")]
     defaults = set(re.findall(r"^\s*(\w+):", block, re.MULTILINE))
     assert defaults and defaults == set(client_strings())
+
+
+@pytest.mark.django_db
+def test_the_preferences_page_says_email_not_email_address_in_german(user: Any) -> None:
+    """django.contrib.auth (earlier in INSTALLED_APPS) translates a bare "Email" as "E-Mail-Adresse":
+    the channel's label needs its own context to get the app's "E-Mail"."""
+    from sse_notify.preference_views import preferences_page
+
+    request = RequestFactory().get("/notifications/preferences/")
+    request.user = user
+    with translation.override("de"):
+        page = preferences_page(request).content.decode()
+    assert "<span>E-Mail</span>" in page and "E-Mail-Adresse" not in page
+    assert "In der App" in page and "Auf dem Desktop" in page
