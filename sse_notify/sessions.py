@@ -102,6 +102,15 @@ def signed_in(sessions: Mapping[str, int]) -> set[str]:
     return valid
 
 
+def stored_sessions(session_key: str) -> Any:
+    """A queryset of the session row if it is still stored and unexpired, for engines that keep
+    sessions in the database (``db``, ``cached_db``); None for the others."""
+    get_model_class = getattr(import_module(settings.SESSION_ENGINE).SessionStore, "get_model_class", None)
+    if get_model_class is None:
+        return None
+    return get_model_class().objects.filter(session_key=session_key, expire_date__gt=timezone.now())
+
+
 def still_signed_in(session_key: str, user_id: int) -> bool:
     """What a stream re-checks on connect, once it is registered with the hub.
 
@@ -112,7 +121,7 @@ def still_signed_in(session_key: str, user_id: int) -> bool:
     found by the hub's periodic ``signed_in`` check instead. Other engines get
     the full check.
     """
-    get_model_class = getattr(import_module(settings.SESSION_ENGINE).SessionStore, "get_model_class", None)
-    if get_model_class is None:
+    stored = stored_sessions(session_key)
+    if stored is None:
         return session_key in signed_in({session_key: user_id})
-    return get_model_class().objects.filter(session_key=session_key, expire_date__gt=timezone.now()).exists()
+    return bool(stored.exists())

@@ -34,6 +34,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError
+from django.db.models import Exists
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 
 from . import compat, db
@@ -45,7 +46,7 @@ from .events import HEARTBEAT, encode_common, notification_frame, ready_frame, r
 from .hub import StreamLimitExceeded, Subscription, get_hub
 from .models import Inbox, Notification
 from .protocol import Batch, Item, Notify, Push
-from .sessions import still_signed_in
+from .sessions import still_signed_in, stored_sessions
 from .sse import encode_comment, encode_event
 from .views import json_methods
 
@@ -104,13 +105,23 @@ def connect_state(
     Frames are built up to ``budget`` bytes (at least one): the rest comes on the
     client's next connect, so one connect never holds more than the budget.
     """
-    if session_key is not None and not still_signed_in(session_key, user_id):
-        return {"signed_out": True}
     # Inbox.unread is kept by every path that changes read state (mark_read, sends,
-    # deletes), so the connect costs one query here, not a COUNT over the user's rows.
-    last_seq, pruned_seq, unread = Inbox.objects.filter(user_id=user_id).values_list(
-        "last_seq", "pruned_seq", "unread"
-    ).first() or (0, 0, 0)
+    # deletes), so the connect costs one query here, not a COUNT over the user's rows;
+    # with a database-backed session engine the same query re-checks the session.
+    inbox = Inbox.objects.filter(user_id=user_id)
+    stored = stored_sessions(session_key) if session_key is not None else None
+    if stored is not None:
+        inbox = inbox.annotate(signed_in=Exists(stored))
+    row = inbox.values_list("last_seq", "pruned_seq", "unread", *(["signed_in"] if stored is not None else [])).first()
+    if session_key is None:
+        signed = True
+    elif stored is not None and row is not None:
+        signed = bool(row[3])
+    else:
+        signed = still_signed_in(session_key, user_id)  # no inbox row yet, or sessions not in the database
+    if not signed:
+        return {"signed_out": True}
+    last_seq, pruned_seq, unread = row[:3] if row is not None else (0, 0, 0)
     reason = None
     if invalid:
         reason = "invalid_cursor"
