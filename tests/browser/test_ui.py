@@ -171,6 +171,16 @@ def test_the_badge_caps_at_99_plus(demo: Demo, new_context: Any, users: list[str
     assert page.evaluate("sseNotify.unreadCount") == 120
     # Still fits over the bell: the badge is no wider than the bell.
     assert count.bounding_box()["width"] <= bell(page).bounding_box()["width"]
+    # ...and sits in its corner: the icon's middle and its upper half are the icon, not the pill
+    # (the pill once covered the upper half, leaving only the clapper).
+    for where in (no_js, page):
+        icon = where.locator("summary.sse-notify-badge svg").bounding_box()
+        for fx, fy in ((0.5, 0.5), (0.5, 0.3), (0.3, 0.3), (0.5, 0.8)):
+            x, y = icon["x"] + icon["width"] * fx, icon["y"] + icon["height"] * fy
+            hit = where.evaluate(
+                "([x, y]) => !!document.elementFromPoint(x, y).closest('[data-sse-notify-count]')", [x, y]
+            )
+            assert not hit, (fx, fy)
     demo.send(user, unique("One more"))
     expect(count).to_have_attribute("data-count", "121", timeout=3000)
     expect(count).to_have_text("99+")

@@ -643,6 +643,7 @@
       const viewport = document.documentElement.clientWidth || window.innerWidth;
       const bell = summary.getBoundingClientRect();
       menu.style.setProperty("--sse-notify-sheet-top", `${Math.round(Math.max(0, bell.bottom) + 8)}px`);
+      menu.setAttribute("data-sse-notify-placed", "");
       panel.style.setProperty("--sse-notify-shift", "0px");
       const box = panel.getBoundingClientRect();
       const margin = Math.min(8, Math.max(0, (viewport - box.width) / 2));
