@@ -110,3 +110,25 @@ def test_a_rendered_groups_mark_all_read_reads_every_member_and_its_count_is_a_p
             == [(0,)]
         )
     )
+
+
+def test_a_live_notification_joins_its_rendered_group_in_the_open_list(
+    demo: Demo, new_context: Any, users: list[str]
+) -> None:
+    """attackA F10: the page was loaded after three sends; the fourth arrives live."""
+    user = users.pop()
+    group = f"issue-{uuid.uuid4().hex[:6]}"
+    titles = [unique(f"Joined comment {n}") for n in range(4)]
+    for title in titles[:3]:
+        demo.send(user, title, group_key=group)
+    page = sign_in_with_password(new_context(), user)
+    page.locator("summary.sse-notify-badge").click()
+    demo.send(user, titles[3], group_key=group)
+    page.locator(".sse-notify-item", has_text=titles[3]).wait_for()
+    entries = page.locator(".sse-notify-item", has_text="Joined comment")
+    expect(entries).to_have_count(1)
+    expect(entries.first.locator("[data-sse-notify-group-count]")).to_contain_text("4")
+    entries.first.locator("summary", has_text="Show all").click()
+    members = entries.first.locator(".sse-notify-item__group li")
+    for title in titles:
+        expect(members.filter(has_text=title)).to_have_count(1)
