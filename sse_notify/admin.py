@@ -30,7 +30,7 @@ from django.utils.translation import ngettext
 
 from .categories import get_categories
 from .forms import NotificationAdminForm, SendNotificationForm
-from .models import Inbox, Notification, Preference
+from .models import Inbox, Notification, Preference, is_id
 
 SEND_URL_NAME = "sse_notify_notification_send"
 #: Most users the User-changelist action hands to the send page (they travel in the URL).
@@ -200,7 +200,8 @@ class NotificationAdmin(admin.ModelAdmin):
         user_admin = _model_admin(self.admin_site, get_user_model())
         if user_admin is None or not user_admin.has_view_permission(request):
             return {}
-        ids = [part for part in request.GET.get("users", "").split(",") if part.strip().isdigit()]
+        # is_id, not str.isdigit: "²" or an id past 64 bits (OverflowError on SQLite) was a 500.
+        ids = [part for part in request.GET.get("users", "").split(",") if is_id(part)]
         return {"users": [int(pk) for pk in ids[:MAX_PRESELECTED_USERS]]} if ids else {}
 
 

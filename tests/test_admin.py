@@ -346,6 +346,14 @@ async def test_admin_send_reaches_an_open_stream(daphne: Any, make_user: Any) ->
         assert (event.json()["level"], event.json()["url"], event.json()["actor"]) == ("warning", "/orders/7/", "boss")
 
 
+def test_preselection_skips_what_cannot_be_an_id(admin_client: Any, make_user: Any) -> None:
+    """``?users=`` past 64 bits (OverflowError on SQLite) or "²" (isdigit, not int) was a 500."""
+    alice = make_user("alice")
+    page = admin_client.get(reverse(SEND) + f"?users={alice.pk},99999999999999999999999,%C2%B2,abc")
+    assert page.status_code == 200
+    assert page.context["form"].initial["users"] == [alice.pk]
+
+
 def test_preselection_needs_the_view_user_permission(client: Any, make_user: Any) -> None:
     alice = make_user("alice")
     client.force_login(staff_with(make_user, "add_notification"))
