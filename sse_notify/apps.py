@@ -1,6 +1,7 @@
 from django.apps import AppConfig, apps
 from django.contrib.auth.signals import user_logged_out
 from django.core import checks
+from django.core.signals import setting_changed
 from django.utils.translation import gettext_lazy as _
 
 
@@ -13,7 +14,7 @@ class SseNotifyConfig(AppConfig):
         from . import checks as sse_checks
         from .categories import check_categories
         from .email_messages import check_email
-        from .receivers import end_streams_on_logout, handle_notify
+        from .receivers import end_streams_on_logout, handle_notify, reset_cached_state
         from .signals import notify
 
         checks.register(sse_checks.check_settings)
@@ -23,6 +24,7 @@ class SseNotifyConfig(AppConfig):
         checks.register(check_email)
         checks.register(sse_checks.check_static_files)
         notify.connect(handle_notify, dispatch_uid="sse_notify.notify")
+        setting_changed.connect(reset_cached_state, dispatch_uid="sse_notify.reset_cached_state")
         user_logged_out.connect(end_streams_on_logout, dispatch_uid="sse_notify.end_streams_on_logout")
         if apps.is_installed("django.contrib.admin"):
             # Again here: a project's own admin.py may have re-registered User after ours ran.

@@ -41,6 +41,19 @@ def _get_executor() -> ThreadPoolExecutor:
         return _executor
 
 
+def pool_size() -> int | None:
+    """Threads of the current pool (None before the first query)."""
+    executor = _executor
+    return None if executor is None else int(executor._max_workers)
+
+
+def reset_if_resized() -> None:
+    """``DB_THREADS`` changed (``setting_changed``): the next query gets a pool of the new size."""
+    size = pool_size()
+    if size is not None and size != max(1, int(app_settings.DB_THREADS)):
+        shutdown()
+
+
 def _close_broken() -> None:
     for conn in connections.all(initialized_only=True):
         if not conn.in_atomic_block:

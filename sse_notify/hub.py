@@ -206,6 +206,7 @@ class Hub:
         self.per_ip: Counter[str] = Counter()
         self.count = 0
         self.layer: Any = None
+        self.layer_alias: str | None = None
         self.channel: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Group membership as desired state: ``users`` (plus the broadcast group) is what
@@ -393,6 +394,7 @@ class Hub:
 
     async def _start(self) -> None:
         compat.on_server_shutdown(self.shutdown)
+        self.layer_alias = app_settings.CHANNEL_LAYER
         self.layer = get_layer()
         if self.layer is not None:
             # The receive loop gets its channel itself, retrying with backoff: a layer
@@ -679,6 +681,8 @@ class Hub:
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+#: Hubs being closed after a settings change (referenced until done).
+_closing: set[asyncio.Task[None]] = set()
 
 
 def get_hub() -> Hub:
@@ -688,6 +692,25 @@ def get_hub() -> Hub:
     if hub is None:
         hub = _hubs[loop] = Hub()
     return hub
+
+
+def forget_idle_hubs(any_layer: bool = False) -> None:
+    """The channel layer settings changed (``setting_changed``): hubs holding no stream
+    are dropped (and closed), so the next stream starts one on the new layer. A hub
+    with open streams keeps its layer until they end; it is not swapped under them."""
+    from .conf import app_settings
+
+    for loop, hub in list(_hubs.items()):
+        if hub.count or hub.lingering_count or hub._started is None:
+            continue
+        if not any_layer and hub.layer_alias == app_settings.CHANNEL_LAYER:
+            continue
+        del _hubs[loop]
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is loop:
+                _closing.add(asyncio.ensure_future(hub.aclose()))
+                for task in [t for t in _closing if t.done()]:
+                    _closing.discard(task)
 
 
 async def reset_hub() -> None:

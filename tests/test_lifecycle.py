@@ -88,3 +88,21 @@ async def test_byte_budget_ends_after_replay_and_the_rest_comes_on_reconnect(fre
             cursor = str(seen[-1])
         assert seen == list(range(1, 31)), "each notification once, in order, across reconnects"
     assert fresh_hub.count == 0
+
+
+async def test_settings_changes_reset_the_pool_size_and_idle_hubs(fresh_hub, settings):
+    """``setting_changed`` drops what was built from the old values, no reaching into internals."""
+    from sse_notify import db
+    from sse_notify.hub import get_hub
+
+    await db.run(lambda: None)
+    assert db.pool_size() == 4
+    settings.SSE_NOTIFY = {"DB_THREADS": 2}
+    assert db.pool_size() is None  # the next query builds a pool of 2
+    await db.run(lambda: None)
+    assert db.pool_size() == 2
+
+    await fresh_hub._ensure_started()
+    assert get_hub() is fresh_hub
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert get_hub() is not fresh_hub, "an idle hub on the old layer was kept"
