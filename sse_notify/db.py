@@ -50,7 +50,11 @@ def pool_size() -> int | None:
 def reset_if_resized() -> None:
     """``DB_THREADS`` changed (``setting_changed``): the next query gets a pool of the new size."""
     size = pool_size()
-    if size is not None and size != max(1, int(app_settings.DB_THREADS)):
+    try:
+        wanted = max(1, int(app_settings.DB_THREADS))
+    except (TypeError, ValueError):
+        return  # a bad value: the system checks report it (E004)
+    if size is not None and size != wanted:
         shutdown()
 
 
