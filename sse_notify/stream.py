@@ -36,6 +36,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError
 from django.db.models import Exists
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.utils.translation import gettext
 
 from . import compat, db
 from .compat import ConnectionProbe
@@ -489,7 +490,10 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     if not isinstance(request, ASGIRequest):
         logger.error("sse_notify: the stream needs an ASGI server (Daphne, uvicorn); this request came through WSGI")
         return JsonResponse(
-            {"error": "asgi_required", "detail": "The notification stream is served only over ASGI (e.g. Daphne)."},
+            {
+                "error": "asgi_required",
+                "detail": gettext("The notification stream is served only over ASGI (e.g. Daphne)."),
+            },
             status=501,
         )
     headers = cors_headers(request)
@@ -504,7 +508,9 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         return come_back_later("unavailable", int(app_settings.RETRY_MS), headers)
     if not user.is_authenticated:
         return JsonResponse(
-            {"error": "not_authenticated", "detail": "Sign in to receive notifications."}, status=403, headers=headers
+            {"error": "not_authenticated", "detail": gettext("Sign in to receive notifications.")},
+            status=403,
+            headers=headers,
         )
     raw_cursor = request.headers.get("Last-Event-ID")
     if raw_cursor is None:
