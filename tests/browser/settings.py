@@ -1,5 +1,8 @@
 """The demo's settings with short timings, for the real-browser tests."""
 
+import json
+import os
+
 from demo_project.settings import *  # noqa: F403
 from demo_project.settings import SSE_NOTIFY
 
@@ -11,6 +14,9 @@ SSE_NOTIFY = {
     "HEARTBEAT": 5.0,
     "TOAST_TIMEOUT_MS": 30_000,  # toasts stay while a test looks at them
 }
+# A test that needs other limits (caps, lifetimes) passes them as JSON, like tests/settings.py.
+if os.environ.get("SSE_NOTIFY_TEST_OVERRIDES"):
+    SSE_NOTIFY = {**SSE_NOTIFY, **json.loads(os.environ["SSE_NOTIFY_TEST_OVERRIDES"])}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = {
     "version": 1,
