@@ -42,7 +42,7 @@ import contextlib
 import logging
 import weakref
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from typing import Any
 
 from django.db import DatabaseError
@@ -608,16 +608,16 @@ class Hub:
             # Not kept while the next receive waits: a large send's message is megabytes.
             del message
 
-    async def check_sessions(self) -> None:
-        """End the streams whose session no longer signs their user in (one query per
-        500 sessions on database-backed session engines)."""
+    async def check_sessions(self, only: Collection[Subscription] | None = None) -> None:
+        """End the streams (all, or ``only`` these) whose session no longer signs their
+        user in (one query per 500 sessions on database-backed session engines)."""
         from . import db
         from .sessions import signed_in
 
         keys: dict[str, int] = {}
         for uid, subs in self.users.items():
             for sub in subs:
-                if sub.session_key:
+                if sub.session_key and (only is None or sub in only):
                     keys[sub.session_key] = uid
         if not keys:
             return
@@ -671,9 +671,15 @@ class Hub:
                 # it land: thousands of needless catch-up queries would otherwise race
                 # every large send the poll happens to see.
                 await asyncio.sleep(min(POLL_GRACE, float(app_settings.POLL_INTERVAL) / 4))
-            for sub, last_seq in behind:
+            nudge = [(sub, last) for sub, last in behind if sub.cursor < last and sub.offered < last]
+            if nudge:
+                # What the poll finds, the layer did not bring, and neither may it have
+                # brought a sign-out (Redis stalled while a session signed out): check these
+                # streams' sessions before they read anything from the database.
+                await self.check_sessions({sub for sub, _ in nudge})
+            for sub, last_seq in nudge:
                 # Skipped when the layer has queued it meanwhile (or the stream sent it).
-                if sub.cursor < last_seq and sub.offered < last_seq:
+                if sub.ended is None and sub.cursor < last_seq and sub.offered < last_seq:
                     sub.offer(SYNC)
             if self.channel is not None and polls % 600 == 0:
                 # channels-redis forgets group members after group_expiry (24 h): join again.

@@ -346,6 +346,11 @@ class StreamLife:
                     return HEARTBEAT
                 items = [self._get.result()]
                 self._get = None
+                if sub.ended:
+                    # Woken to end (signed out, stopping): send nothing more, not even
+                    # what was queued or what the database holds.
+                    self._end(sub.ended)
+                    return None
                 while len(items) < MAX_BATCH:
                     try:
                         items.append(sub.queue.get_nowait())

@@ -129,3 +129,31 @@ async def test_a_connect_that_checked_before_sign_out_and_registers_after_ends(f
     life = StreamLife(user.pk, session_key=key, raw_cursor=None)
     chunks = [c async for c in life.body()]
     assert chunks == [] and life.end_reason == "signed_out"
+
+
+async def test_a_sign_out_the_layer_never_brought_leaks_nothing_from_the_database(fresh_hub, make_user, settings):
+    """Redis stalled while the session signed out: no sign-out message, and the next
+    notification reaches this process only through the database poll. The poll checks
+    the session of every stream it is about to send to the database, so the stream ends
+    without the notification (long before the periodic session check)."""
+    settings.SSE_NOTIFY = {"POLL_INTERVAL": 0.1, "HEARTBEAT": 15.0}
+    alice = await sync_to_async(make_user)()
+    key = await sync_to_async(session_cookie)(alice)
+    with override_constants({"sse_notify.hub.SESSION_CHECK_INTERVAL": 3600.0}):
+        life, body = await open_life(alice, key)
+
+        @sync_to_async
+        def sign_out_and_send_without_the_layer() -> None:
+            from unittest import mock
+
+            Session.objects.filter(session_key=key).delete()  # what logout does; no message
+            with mock.patch("sse_notify.publish.get_layer", return_value=None):  # the layer is down
+                send_notification(alice, "SECRET after sign-out")
+
+        await sign_out_and_send_without_the_layer()
+        chunks: list[bytes] = []
+        with pytest.raises(StopAsyncIteration):
+            while True:
+                chunks.append(await asyncio.wait_for(body.__anext__(), 3.0))
+        assert not any(b"SECRET" in c for c in chunks), chunks
+        assert life.end_reason == "signed_out"
