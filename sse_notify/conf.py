@@ -106,21 +106,21 @@ SETTINGS: dict[str, Setting] = {
             "MAX_STREAMS_PER_USER",
             10,
             CAP,
-            "Simultaneous streams one user may hold in one process (429 beyond): one per open tab, so raise it "
+            "Simultaneous streams one user may hold in one process (beyond it, the cap's answer: 200 with a long retry:): one per open tab, so raise it "
             "for users who keep many tabs, lower it to bound what one account can hold.",
         ),
         Setting(
             "MAX_STREAMS_PER_IP",
             None,
             CAP,
-            "Simultaneous streams one client address may hold in one process (429 beyond). Off by default: behind "
+            "Simultaneous streams one client address may hold in one process (beyond it, the cap's answer: 200 with a long retry:). Off by default: behind "
             "a reverse proxy every client shares its address.",
         ),
         Setting(
             "MAX_STREAMS",
             None,
             CAP,
-            "Simultaneous streams one process accepts (503 beyond): set it from your measured capacity per process.",
+            "Simultaneous streams one process accepts (beyond it, the cap's answer: 200 with a long retry:): set it from your measured capacity per process.",
         ),
         Setting(
             "POLL_INTERVAL",
