@@ -205,13 +205,8 @@ class NotificationAdmin(admin.ModelAdmin):
         return {"users": [int(pk) for pk in ids[:MAX_PRESELECTED_USERS]]} if ids else {}
 
 
-@admin.register(Inbox)
-class InboxAdmin(admin.ModelAdmin):
-    """Read-only: support staff can see a user's counters; nobody can corrupt them."""
-
-    list_display = ("user", "unread", "last_seq", "pruned_seq")
-    list_select_related = ("user",)
-    readonly_fields = ("user", "unread", "last_seq", "pruned_seq")
+class _PerUserReadOnly(admin.ModelAdmin):
+    """Per-user state that staff may look up by user but not add or change here."""
 
     def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         return _user_search_fields("user__")
@@ -222,13 +217,22 @@ class InboxAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+
+@admin.register(Inbox)
+class InboxAdmin(_PerUserReadOnly):
+    """Read-only: support staff can see a user's counters; nobody can corrupt them."""
+
+    list_display = ("user", "unread", "last_seq", "pruned_seq")
+    list_select_related = ("user",)
+    readonly_fields = ("user", "unread", "last_seq", "pruned_seq")
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Deleting an inbox would restart the user's seq at 1 and clash with their rows.
         return False
 
 
 @admin.register(Preference)
-class PreferenceAdmin(admin.ModelAdmin):
+class PreferenceAdmin(_PerUserReadOnly):
     """Support staff can see a person's choices (empty = the category's default).
 
     Read-only, like ``Inbox``: choices change through ``set_preferences`` (the
@@ -241,15 +245,6 @@ class PreferenceAdmin(admin.ModelAdmin):
     list_filter = ("category", "email")
     list_select_related = ("user",)
     readonly_fields = ("user", "category", "in_app", "desktop", "email", "updated_at")
-
-    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
-        return _user_search_fields("user__")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.action(description=_("Send notification to selected users"))
