@@ -137,9 +137,15 @@
     save(fieldset, control, previous);
   });
 
+  // Every control's value, to tell a real change from this tab's own save coming back.
+  const snapshot = () => JSON.stringify(Array.from(form.querySelectorAll("[data-channel]"), read));
+
   document.addEventListener("sse-notify:preferences", (event) => {
+    const was = snapshot();
     apply(event.detail?.preferences);
-    say(text("updated", "Updated from another tab or device."));
+    // This tab's own save comes back through the stream too: say nothing then
+    // (it would replace "Saved." with a wrong "another tab").
+    if (snapshot() !== was) say(text("updated", "Updated from another tab or device."));
   });
 
   const actions = form.querySelector("[data-sse-notify-prefs-actions]");
