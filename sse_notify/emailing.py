@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
 from django.db import connections, router, transaction
@@ -60,6 +61,9 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 #: A claim older than this that is not marked sent was interrupted (crash, kill).
 STALE_CLAIM = timedelta(hours=1)
+#: Seconds an SMTP connection may wait on the server when the project sets no
+#: ``EMAIL_TIMEOUT``: past it the pass gives the batch back to the queue.
+SMTP_TIMEOUT = 30.0
 
 MODES = (EmailState.IMMEDIATE, EmailState.HOURLY, EmailState.DAILY)
 
@@ -241,10 +245,19 @@ def _messages(mode: str, rows: list[Notification]) -> Iterator[tuple[Any, list[N
         yield items[0].recipient, items
 
 
+def _connection() -> Any:
+    """The configured backend; Django's SMTP backend gets ``SMTP_TIMEOUT`` when the project set
+    no ``EMAIL_TIMEOUT`` (Django's default is to wait forever, on a server that accepts and
+    never answers: the pass would hang with its rows claimed, and so never sent)."""
+    if settings.EMAIL_TIMEOUT is None and settings.EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":
+        return get_connection(timeout=SMTP_TIMEOUT)
+    return get_connection()
+
+
 def _send(mode: str, token: str, rows: list[Notification], composer: Composer, using: str, report: PassReport) -> None:
     objects = Notification.objects.using(using)
     mine = objects.filter(email_state=EmailState.CLAIMED, email_claim=token)
-    connection = get_connection()
+    connection = _connection()
     try:
         connection.open()
     except Exception:

@@ -205,6 +205,36 @@ def test_unreachable_mail_server_keeps_the_email_queued(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_mail_server_that_never_answers_keeps_the_email_queued(
+    make_user: Any, smtp_sink: SmtpSink, settings: Any
+) -> None:
+    """A server that accepts the connection and never speaks: without a timeout the pass
+    hung for good with its rows claimed (never sent). Django's default EMAIL_TIMEOUT is None."""
+    import socket
+
+    from tests.support import override_constants
+
+    alice = make_user("alice", email="alice@example.test")
+    send_notification(alice, "Waiting for a silent server", category="comments")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings.EMAIL_PORT = silent.getsockname()[1]
+        settings.EMAIL_TIMEOUT = None
+        with override_constants({"sse_notify.emailing.SMTP_TIMEOUT": 0.5}):
+            done: list[Any] = []
+            worker = threading.Thread(target=lambda: done.append(run_pass()), daemon=True)
+            worker.start()
+            worker.join(20)
+        assert done, "the pass hung on a server that never answers"
+    assert (done[0].emails, done[0].deferred) == (0, 1)
+    assert states() == Counter({"immediate": 1})
+    settings.EMAIL_PORT = smtp_sink.port
+    assert run_pass().emails == 1
+    assert titles(smtp_sink.wait_for(1)) == ["Waiting for a silent server"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_refused_message_fails_alone_and_is_not_retried(
     make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
 ) -> None:
