@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.header import Header
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -195,6 +196,11 @@ class Composer:
             }
             # A subject is one line: newlines in a title would be a header injection.
             subject = " ".join(render_to_string(SUBJECT_TEMPLATE, context).split())
+            if "=?" in subject:
+                # Text that looks like an RFC 2047 encoded word would be decoded by mail
+                # clients (a title "=?utf-8?b?...?=" shown as other words): encode it
+                # ourselves, so every client shows the literal text.
+                subject = Header(subject, "utf-8", maxlinelen=998).encode()
             text = render_to_string(TEXT_TEMPLATE, context)
             html = render_to_string(HTML_TEMPLATE, context)
         headers = {"Auto-Submitted": "auto-generated"}  # RFC 3834: no vacation auto-replies.

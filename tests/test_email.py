@@ -303,6 +303,22 @@ def test_titles_are_escaped_in_html_and_cannot_inject_headers(alice: Any) -> Non
     message.message()  # builds without BadHeaderError
 
 
+def test_a_title_that_looks_like_an_encoded_word_shows_as_written(alice: Any) -> None:
+    """Mail clients decode RFC 2047 encoded words in Subject: a title written as one must
+    reach the reader as the literal text, not as the words it encodes."""
+    from email import message_from_bytes
+    from email.header import decode_header, make_header
+
+    spoof = "=?utf-8?b?U2VjdXJpdHkgYWxlcnQ6IHJlc2V0IHlvdXIgcGFzc3dvcmQ=?="  # "Security alert: reset your password"
+    send(alice, spoof)
+    run_pass(now=later())
+    [message] = mail.outbox
+    raw = message_from_bytes(message.message().as_bytes())
+    shown = str(make_header(decode_header(raw["Subject"])))  # what a mail client displays
+    assert spoof in shown
+    assert "Security alert" not in shown
+
+
 def test_in_the_recipients_language(alice: Any, make_user: Any, settings: Any) -> None:
     bob = make_user("bob", email="bob@example.test")
     settings.SSE_NOTIFY = {
