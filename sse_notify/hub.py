@@ -213,6 +213,9 @@ class Hub:
         #: this hub should be in; ``joined`` is what the layer is known to hold. The
         #: reconciler closes the gap, with backoff, until they agree.
         self.joined: set[int] = set()
+        #: Users whose join failed in a way that may still have reached the layer (a
+        #: timeout while Redis was stalled): left again if no longer wanted.
+        self.maybe_joined: set[int] = set()
         self.broadcast_joined = False
         self._dirty = asyncio.Event()
         self._in_sync = asyncio.Event()
@@ -310,7 +313,7 @@ class Hub:
             self._release_ip(sub.ip)
         if not subs:
             del self.users[sub.user_id]
-            if sub.user_id in self.joined:
+            if sub.user_id in self.joined or sub.user_id in self.maybe_joined:
                 self._membership_changed()
 
     def _release_ip(self, ip: str | None) -> None:
@@ -512,7 +515,7 @@ class Hub:
         if not self.broadcast_joined:
             ops.append(self._apply(None, True))
         ops += [self._apply(uid, True) for uid in want - self.joined]
-        ops += [self._apply(uid, False) for uid in self.joined - want]
+        ops += [self._apply(uid, False) for uid in (self.joined | self.maybe_joined) - want]
         if not ops:
             return True
         return all(await asyncio.gather(*ops))
@@ -529,6 +532,8 @@ class Hub:
             try:
                 await asyncio.wait_for(op(group, channel), publish.PUBLISH_TIMEOUT)
             except Exception as exc:
+                if join and user_id is not None:
+                    self.maybe_joined.add(user_id)  # the layer may have applied it after all
                 if not self._membership_failing:
                     self._membership_failing = True
                     logger.warning(
@@ -542,11 +547,13 @@ class Hub:
             self.broadcast_joined = True
         elif join:
             self.joined.add(user_id)
+            self.maybe_joined.discard(user_id)
             waiter = self._join_waiters.pop(user_id, None)
             if waiter is not None:
                 waiter.set()
         else:
             self.joined.discard(user_id)
+            self.maybe_joined.discard(user_id)
         return True
 
     # -- background loops --------------------------------------------------------

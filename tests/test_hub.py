@@ -1,0 +1,61 @@
+"""The hub's group membership against a layer that stalls mid-call (in-process).
+
+A join sent to a Redis frozen with SIGSTOP times out on our side and is applied
+by Redis once it resumes. If the user's streams end before a retry succeeds, the
+hub must still leave that group: otherwise Redis keeps sending this process the
+user's messages until ``group_expiry`` (a day). Found by an outside attack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+
+from sse_notify.protocol import user_group
+from sse_notify.stream import StreamLife
+from tests.support import override_constants, session_cookie
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class StallingLayer:
+    """The in-memory layer, except that while ``stalled`` a user-group join is applied
+    and then answers with a timeout, as a join to a Redis frozen mid-call does."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.stalled = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await self.inner.group_add(group, channel)
+        if self.stalled and group.startswith("sse_notify.user."):
+            raise TimeoutError("Timeout reading from redis (stalled)")
+
+
+async def test_a_join_that_timed_out_but_landed_is_left_when_the_streams_end(fresh_hub, user, monkeypatch):
+    from asgiref.sync import sync_to_async
+
+    layer = StallingLayer(get_channel_layer())
+    monkeypatch.setattr("sse_notify.hub.get_layer", lambda: layer)
+    key = await sync_to_async(session_cookie)(user)
+    with override_constants({"sse_notify.publish.PUBLISH_TIMEOUT": 0.2}):
+        life = StreamLife(user.pk, session_key=key, raw_cursor=None)
+        body = life.body()
+        assert b"event: ready" in await asyncio.wait_for(body.__anext__(), 5)
+        group = user_group(user.pk)
+        channel = fresh_hub.channel
+        assert channel in layer.inner.groups.get(group, {}), "the stalled join reached the layer"
+        await body.aclose()  # the user's last stream ends during the stall
+        layer.stalled = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while channel in layer.inner.groups.get(group, {}):
+            assert loop.time() < deadline, "the hub never left the group it may have joined"
+            await asyncio.sleep(0.05)
+    assert fresh_hub.streams_of(user.pk) == 0
