@@ -273,7 +273,8 @@ def _wants_json(request: HttpRequest) -> bool:
 def _inbox_post(request: HttpRequest) -> HttpResponse:
     """Mark all, or the posted ids (``id`` repeated; ``action`` = read|unread|read_group), as asked.
 
-    ``read_group`` reads every member of the groups the ids belong to.
+    Reading (``read`` or ``read_group``) an id that is a group's entry reads every
+    member of its group.
 
     One form serves a row's button (one id) and the bulk toolbar (the checked
     ids). Every id must be the user's own: one that is not fails the whole
@@ -298,16 +299,17 @@ def _inbox_post(request: HttpRequest) -> HttpResponse:
         chosen = mine.filter(pk__in=ids)
         if chosen.count() != len(ids):
             raise Http404(_("No such notification."))
-        if ids and request.POST.get("action") == "read_group":
-            # A group's entry reads the whole group: every member, listed or not.
-            members = Q()
-            for n in chosen:
+        if ids and read:
+            # A group's entry stands for the whole group (its own button says
+            # ``read_group``; a checked entry in the bulk toolbar says ``read``): reading
+            # it reads every member, listed or not. Marking unread marks the entry only,
+            # which is enough to show the group as unread again.
+            members = Q(pk__in=ids, group_key="")
+            for n in chosen.exclude(group_key=""):
                 members |= Q(pk__in=mine.group_of(n).values("pk"))
             group = mine.filter(members)
             ids = sorted(group.values_list("pk", flat=True))
             group.mark_read()
-        elif ids and read:
-            chosen.mark_read()
         elif ids:
             chosen.mark_unread()
     if _wants_json(request):

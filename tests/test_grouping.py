@@ -165,3 +165,28 @@ def test_the_unread_filter_groups_the_unread_items(user: Any, thread: list[Notif
     html = client.get("/notifications/?state=unread").content.decode()
     assert "2 notifications, 2 unread" in html
     assert "Comment 3 on Issue 42" not in html  # read: not in the unread view
+
+
+def test_a_group_checked_in_the_bulk_toolbar_is_read_whole(
+    user: Any, thread: list[Notification], client: Client
+) -> None:
+    """The toolbar's "Mark selected read" on a checked group entry reads the group, not just its newest item."""
+    client.force_login(user)
+    unrelated = Notification.objects.get(title="Review on Issue 42")
+    response = client.post(
+        "/notifications/",
+        {"id": [thread[4].pk, unrelated.pk], "action": "read"},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 200
+    members = sorted(n.pk for n in (thread[0], thread[2], thread[4]))
+    assert response.json()["ids"] == sorted([*members, unrelated.pk])
+    assert not Notification.objects.filter(pk__in=members, read_at__isnull=True).exists()
+    assert Notification.objects.get(pk=unrelated.pk).read_at is not None
+    assert Notification.objects.get(title="Unrelated").read_at is None  # not checked: untouched
+    assert Inbox.objects.get(user=user).unread == 1
+    # Marking the entry unread again shows the group as unread (its entry only).
+    client.post("/notifications/", {"id": thread[4].pk, "action": "unread"})
+    assert list(
+        Notification.objects.filter(read_at__isnull=True).order_by("pk").values_list("pk", flat=True)
+    ) == sorted([thread[4].pk, Notification.objects.get(title="Unrelated").pk])
