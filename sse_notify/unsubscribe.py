@@ -61,9 +61,13 @@ def optional_categories(slugs: Iterable[str], declared: Mapping[str, Any] | None
 
 
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    """GET: confirm page. POST (the form, or the mail provider's one-click): email off."""
+    """GET: confirm page. POST (the form, or the mail provider's one-click): email off.
+
+    HEAD (link checkers and mail scanners probe links with it) answers as GET
+    would, without a body, and changes nothing.
+    """
     from .preferences import set_preference
 
     try:
@@ -71,6 +75,8 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     except signing.BadSignature:
         response = render(request, "sse_notify/email/unsubscribe.html", {"invalid": True}, status=400)
         return _private(response)
+    if request.method == "HEAD":
+        return _private(HttpResponse(content_type="text/html; charset=utf-8"))
     categories = optional_categories(slugs)
     done = False
     if request.method == "POST":

@@ -411,9 +411,16 @@ def test_unsubscribe_of_a_deleted_user_is_done(alice: Any) -> None:
     assert response.status_code == 200
 
 
-def test_unsubscribe_accepts_only_get_and_post(alice: Any) -> None:
+def test_unsubscribe_accepts_only_get_head_and_post(alice: Any) -> None:
     token = make_token(alice.pk, ["comments"])
     assert Client().put(f"/notifications/unsubscribe/{token}/").status_code == 405
+    # A link checker's HEAD: answered like GET, no body, nothing changed.
+    head = Client().head(f"/notifications/unsubscribe/{token}/")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head["Cache-Control"] == "no-store"
+    assert email_modes([alice.pk], "comments") == {alice.pk: "immediate"}
+    assert Client().head("/notifications/unsubscribe/garbage/").status_code == 400
 
 
 # -- the command ----------------------------------------------------------------------------------
