@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from io import StringIO
 from typing import Any
 
 import httpx
@@ -201,6 +202,24 @@ def test_unreachable_mail_server_keeps_the_email_queued(
     assert states() == Counter({"immediate": 1})
     settings.EMAIL_PORT = smtp_sink.port
     assert run_pass().emails == 1
+    assert titles(smtp_sink.wait_for(1)) == ["Waiting for the server"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_exits_non_zero_while_the_mail_server_is_unreachable(
+    make_user: Any, smtp_sink: SmtpSink, settings: Any
+) -> None:
+    """cron and systemd see a mail outage only through the exit status (CommandError: 1); nothing is lost."""
+    from django.core.management import CommandError, call_command
+
+    alice = make_user("alice", email="alice@example.test")
+    send_notification(alice, "Waiting for the server", category="comments")
+    settings.EMAIL_PORT = free_port()  # nothing listens there
+    with pytest.raises(CommandError, match="could not be reached: 1 notification"):
+        call_command("sse_notify_email", stdout=StringIO())
+    assert states() == Counter({"immediate": 1})
+    settings.EMAIL_PORT = smtp_sink.port
+    call_command("sse_notify_email", stdout=StringIO())  # reachable again: no error
     assert titles(smtp_sink.wait_for(1)) == ["Waiting for the server"]
 
 

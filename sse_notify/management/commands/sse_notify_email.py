@@ -3,7 +3,9 @@
 One pass by default, for cron or a systemd timer (run it every minute or few:
 each run sends what is due, and digests go out once per period however often it
 runs). ``--loop 60`` keeps running a pass every 60 seconds until SIGTERM/SIGINT,
-finishing the pass in progress first. Any number of runners may run at once:
+finishing the pass in progress first. A single pass that found the mail server
+unreachable exits with status 1 (the notifications stay queued; the loop logs
+it and tries again). Any number of runners may run at once:
 each notification is claimed by one of them (see ``sse_notify.emailing``).
 """
 
@@ -56,7 +58,7 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         while not stop.is_set():
             try:
-                self._pass(batch_size, options["verbosity"])
+                self._pass(batch_size, options["verbosity"], once_more_later=True)
             except CommandError:
                 raise
             except Exception:
@@ -65,7 +67,7 @@ class Command(BaseCommand):
             close_old_connections()
             stop.wait(interval)
 
-    def _pass(self, batch_size: int, verbosity: int) -> None:
+    def _pass(self, batch_size: int, verbosity: int, once_more_later: bool = False) -> None:
         try:
             report = run_pass(batch_size=batch_size)
         except ImproperlyConfigured as exc:
@@ -73,3 +75,9 @@ class Command(BaseCommand):
         if verbosity >= 1:
             self.stdout.write(str(report))
             self.stdout.flush()
+        if report.deferred and not once_more_later:
+            # Nothing is lost (the rows are back in the queue), but cron and systemd
+            # only notice a mail outage through the exit status.
+            raise CommandError(
+                f"The mail server could not be reached: {report.deferred} notification(s) stay queued for the next pass."
+            )
