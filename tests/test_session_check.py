@@ -254,3 +254,22 @@ async def test_the_hub_ends_a_stream_at_the_next_check_after_its_memory_is_warm(
     finally:
         sub_a.close()
         sub_b.close()
+
+
+@pytest.mark.django_db
+def test_select_in_reads_every_row_in_chunks(django_user_model):
+    """What the hub's poll reads (the latest seq of each local user), in one query per chunk."""
+    from sse_notify.models import Inbox
+
+    n = 2100
+    users = django_user_model.objects.bulk_create([django_user_model(username=f"poll{i}") for i in range(n)])
+    if users[0].pk is None:
+        users = list(django_user_model.objects.filter(username__startswith="poll").order_by("pk"))
+    Inbox.objects.bulk_create([Inbox(user_id=u.pk, last_seq=i) for i, u in enumerate(users) if i % 3])
+    ids = [u.pk for u in users] + [max(u.pk for u in users) + 1]  # one without a row
+    per_query = sessions.CHUNK if connection.features.max_query_params is None else sessions.SMALL_CHUNK
+    with CaptureQueriesContext(connection) as queries:
+        rows = sessions.select_in(Inbox, ("user_id", "last_seq"), "user_id", ids)
+    assert len(queries) == math.ceil(len(ids) / per_query)
+    assert sorted(rows) == sorted(Inbox.objects.filter(user_id__in=ids).values_list("user_id", "last_seq"))
+    assert len(rows) == sum(1 for i in range(n) if i % 3)
