@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from sse_notify.api import EVERYONE, send_notification
 from sse_notify.models import Inbox, Notification
 from sse_notify.protocol import BROADCAST_GROUP, Deliver
-from tests.support import sqlite_only
+from tests.support import postgres_only, sqlite_only
 
 User = get_user_model()
 
@@ -120,3 +120,29 @@ def test_databases_without_returning_take_the_bulk_create_path(monkeypatch: Any)
     assert sent[-1].seq == 1
     assert Inbox.objects.get(user_id=users[0]).last_seq == 3
     assert {(u, s) for u, s in Inbox.objects.values_list("last_seq", "unread")} == {(3, 3), (2, 2), (1, 1)}
+
+
+@pytest.mark.django_db
+@postgres_only
+def test_postgres_a_send_updates_the_inbox_rows_in_place() -> None:
+    """Inbox pages keep room (fillfactor 50, migration 0005): a send's seq update is a HOT
+    update, no new primary-key entry, about half the upsert's work at 100,000 users."""
+    make_users(300)
+    send_notification(EVERYONE, "creates the inbox rows")
+
+    def updates() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables WHERE relname = 'sse_notify_inbox'"
+            )
+            row = cursor.fetchone()
+        return row or (0, 0)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'sse_notify_inbox'")
+        assert "fillfactor=50" in cursor.fetchone()[0]
+    before = updates()
+    send_notification(EVERYONE, "updates them")
+    after = updates()
+    assert after[0] - before[0] == 300
+    assert after[1] - before[1] == 300, "not all in place"
