@@ -21,12 +21,14 @@ open preferences page and the client's desktop setting follow at once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils.translation import gettext
 
@@ -119,11 +121,25 @@ def email_modes(user_ids: Iterable[int], category: str) -> dict[int, str]:
     return modes
 
 
+def _id_chunks(ids: list[int], using: str) -> list[list[int]] | list[RawSQL]:
+    """``ids`` for ``user_id__in`` filters: as they are up to ``CHUNK``; more travel as one
+    JSON parameter the database unpacks (PostgreSQL, SQLite), so any number is one query."""
+    vendor = connections[using].vendor
+    if len(ids) <= CHUNK or vendor not in ("postgresql", "sqlite"):
+        return [list(chunk) for chunk in chunked(ids, CHUNK)]
+    unpack = (
+        "SELECT value::bigint FROM json_array_elements_text(%s::json)"
+        if vendor == "postgresql"
+        else ("SELECT value FROM json_each(%s)")
+    )
+    return [RawSQL(unpack, [json.dumps(ids)])]
+
+
 def apply_to(notifications: Sequence[Notification], using: str | None = None) -> None:
     """Set each new notification's ``in_app`` and ``desktop`` from its recipient's choices.
 
     Called by ``Notification.objects.bulk_create`` inside the sending
-    transaction: one query per category per ``CHUNK`` recipients (none for a
+    transaction: one query per category, however many recipients (none for a
     required category). An unknown category raises ``ValidationError``.
     """
     by_category: dict[str, list[Notification]] = {}
@@ -135,7 +151,7 @@ def apply_to(notifications: Sequence[Notification], using: str | None = None) ->
         if not category.required:
             ids = sorted({n.recipient_id for n in objs})
             manager = Preference.objects.using(using) if using else Preference.objects
-            for chunk in chunked(ids, CHUNK):
+            for chunk in _id_chunks(ids, manager.db):
                 rows = manager.filter(category=slug, user_id__in=chunk).exclude(in_app=None, desktop=None)
                 for uid, in_app, desktop in rows.values_list("user_id", "in_app", "desktop"):
                     overrides[uid] = (in_app, desktop)

@@ -70,8 +70,8 @@ def test_a_burst_and_a_fan_out_are_a_constant_number_of_statements(django_assert
     fan_out = [Notification(recipient_id=uid, title="fan-out", data={"u": uid}) for uid in reversed(users)]
     with CaptureQueriesContext(connection) as queries:
         Notification.objects.bulk_create(fan_out)
-    # 1,000 users: the preferences query is one chunk of 900 ids plus one.
-    assert len(statements(queries)) == (3 if ON_POSTGRES else 4)
+    # 1,000 users: still one preferences query (the ids travel as one JSON parameter).
+    assert len(statements(queries)) == (2 if ON_POSTGRES else 3)
     assert [n.seq for n in burst] == list(range(1, 2001))
     assert [n.data for n in burst] == [{"i": i} for i in range(2000)]
     assert {n.seq for n in fan_out[:-1]} == {1} and fan_out[-1].seq == 2001  # users[0] had the burst
@@ -130,6 +130,21 @@ def test_preferences_apply_per_row_and_in_app_off_rows_are_not_counted(make_user
     assert dict(Inbox.objects.values_list("user_id", "unread")) == {quiet.pk: 0, loud.pk: 3}
     stored = set(Notification.objects.values_list("recipient_id", "in_app", "desktop"))
     assert stored == {(quiet.pk, False, False), (loud.pk, True, True)}
+
+
+@pytest.mark.django_db
+@override_settings(SSE_NOTIFY={"CATEGORIES": CATEGORIES})
+def test_preferences_of_many_recipients_are_one_query(django_assert_max_num_queries: Any) -> None:
+    users = make_users(2000)
+    set_preference(users[1950], "comments", in_app=False)
+    set_preference(users[5], "comments", desktop=True)
+    objs = [Notification(recipient_id=uid, title="t", category="comments", data={"u": uid}) for uid in users]
+    with django_assert_max_num_queries(3):  # preferences, then one statement (SQLite: two)
+        Notification.objects.bulk_create(objs)
+    odd = {n.recipient_id: (n.in_app, n.desktop) for n in objs if (n.in_app, n.desktop) != (True, False)}
+    assert odd == {users[1950]: (False, False), users[5]: (True, True)}
+    assert Inbox.objects.get(user_id=users[1950]).unread == 0
+    assert Inbox.objects.filter(unread=1).count() == 1999
 
 
 @pytest.mark.django_db
