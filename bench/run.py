@@ -470,9 +470,26 @@ PROFILE_DIR = ""
 SETUP_SENDER: Sender
 
 
-async def wait_phase(phase: Phase, timeout: float, sent: dict[str, Any]) -> dict[str, Any]:
+def cpu_s(servers: list[Any]) -> float:
+    return sum(s.stats()["cpu_s"] for s in servers)
+
+
+def cpu_now(servers: list[Any]) -> tuple[float, float]:
+    """CPU seconds so far of the servers and of this client."""
+    return cpu_s(servers), time.process_time()
+
+
+async def wait_phase(
+    phase: Phase,
+    timeout: float,
+    sent: dict[str, Any],
+    servers: list[Any] | None = None,
+    cpu0: tuple[float, float] = (0, 0),
+) -> dict[str, Any]:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(phase.done.wait(), timeout)
+    cpu1 = cpu_s(servers) if servers else 0.0
+    client1 = time.process_time()
     await asyncio.sleep(0.3)  # late duplicates show up here
     lat = [x * 1000 for x in phase.latencies]
     out = {
@@ -488,6 +505,11 @@ async def wait_phase(phase: Phase, timeout: float, sent: dict[str, Any]) -> dict
         out["p99_commit"] = pct([(a - sent["t_pub"]) * 1000 for a in phase.arrivals], 99)
     if phase.arrivals:
         out["span_s"] = max(phase.arrivals) - sent["t0"]
+    if servers:
+        # CPU of the target's server processes from the send call to the last event
+        # (the send itself included when it runs in a server), and of this client.
+        out["server_cpu_ms"] = (cpu1 - cpu0[0]) * 1000
+        out["client_cpu_ms"] = (client1 - cpu0[1]) * 1000
     return out
 
 
@@ -549,18 +571,21 @@ async def measure(target: Target, n: int, m: int, concurrency: int, timeout: flo
         ids = [uid for uid, _ in target.users[:n]]
         # Fan-out: one personal notification to each of the N users.
         client.phase = Phase(expected=n - failed)
+        cpu0 = cpu_now(target.servers)
         sent = await target.command({"op": "fanout", "ids": ids})
-        result["fanout"] = await wait_phase(client.phase, timeout, sent)
+        result["fanout"] = await wait_phase(client.phase, timeout, sent, target.servers, cpu0)
         # Burst: M notifications to one stream.
         client.phase = Phase(expected=m)
+        cpu0 = cpu_now(target.servers)
         sent = await target.command({"op": "burst", "uid": ids[0], "m": m})
-        burst = await wait_phase(client.phase, timeout, sent)
+        burst = await wait_phase(client.phase, timeout, sent, target.servers, cpu0)
         burst["events_s"] = burst["delivered"] / burst["span_s"] if burst.get("span_s") else 0.0
         result["burst"] = burst
         # Broadcast: the same notification to everyone.
         client.phase = Phase(expected=n - failed)
+        cpu0 = cpu_now(target.servers)
         sent = await target.command({"op": "broadcast", "ids": ids})
-        result["broadcast"] = await wait_phase(client.phase, timeout, sent)
+        result["broadcast"] = await wait_phase(client.phase, timeout, sent, target.servers, cpu0)
         client.phase = None
         result["unexpected_close"] = client.unexpected_close
         result["resets"] = client.resets
@@ -655,6 +680,22 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, wall: float)
             )
             + " |"
         )
+    lines += [
+        "",
+        "CPU from the send call to the last event parsed (server processes, sends included where they run in one; "
+        "and this client, which shares the machine's cores):",
+        "",
+        "| N | target | fan-out server / client CPU ms | burst server / client CPU ms | broadcast server / client CPU ms |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        if "error" in r:
+            continue
+        cells = [
+            f"{fmt(r[k].get('server_cpu_ms', float('nan')))} / {fmt(r[k].get('client_cpu_ms', float('nan')))}"
+            for k in ("fanout", "burst", "broadcast")
+        ]
+        lines.append(f"| {r['n']:,} | {r['target']} | " + " | ".join(cells) + " |")
     lines.append("")
     if problems:
         lines.append("**LOST OR DUPLICATED EVENTS / FAILED STREAMS IN THIS RUN:**")

@@ -20,7 +20,6 @@ shared part is JSON-encoded once per send and spliced into each user's frame.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -34,9 +33,14 @@ HEARTBEAT = encode_comment("ping")
 _LINE_LIKE = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
 
 
+_ENCODE = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON for the wire: non-ASCII kept (smaller), line-like characters escaped."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder).translate(_LINE_LIKE)
+    text = _ENCODE(value)
+    # ``isascii`` is a flag check: most payloads skip the (per-character) translate.
+    return text if text.isascii() else text.translate(_LINE_LIKE)
 
 
 def encode_common(fields: dict[str, Any]) -> str:
@@ -44,11 +48,15 @@ def encode_common(fields: dict[str, Any]) -> str:
     return dumps(fields)[1:-1]
 
 
+#: A notification's frame: ``FRAME % (seq, pk, seq, unread, common as UTF-8)``. One
+#: bytes format per event; the shared part is encoded once per send.
+FRAME = b'id: %d\nevent: notification\ndata: {"id":%d,"seq":%d,"unread":%d,%b}\n\n'
+
+
 def notification_frame(common: str, pk: int, seq: int, unread: int) -> bytes:
     # ``dumps`` never emits a raw CR, LF, U+0085, U+2028 or U+2029: the data is one
     # line for every client, and safe to splice.
-    data = f'{{"id":{pk:d},"seq":{seq:d},"unread":{unread:d},{common}}}'
-    return f"id: {seq:d}\nevent: notification\ndata: {data}\n\n".encode()
+    return FRAME % (int(seq), int(pk), int(seq), int(unread), common.encode())
 
 
 def ready_frame(cursor: int, unread: int, retry_ms: int) -> bytes:

@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Collection, Coroutine
 from typing import Any
 
@@ -85,7 +85,12 @@ class StreamLimitExceeded(Exception):
 
 
 class Subscription:
-    """One open stream's mailbox. ``cursor`` is the last seq its client was sent."""
+    """One open stream's mailbox. ``cursor`` is the last seq its client was sent.
+
+    The mailbox is a deque of at most ``QUEUE_SIZE`` items and one waiter future,
+    set only while the stream sleeps: a wake-up costs one ``set_result``, not a
+    task and a timer per item.
+    """
 
     __slots__ = (
         "__weakref__",
@@ -94,14 +99,16 @@ class Subscription:
         "cursor",
         "ended",
         "ip",
+        "items",
         "linger",
         "offered",
         "probe",
-        "queue",
         "queued_bytes",
         "session",
         "session_key",
+        "size",
         "user_id",
+        "waiter",
     )
 
     def __init__(
@@ -127,7 +134,11 @@ class Subscription:
         self.session = session_hash(session_key)
         #: Why the stream must end (its session signed out, the server stops); checked on every wake-up.
         self.ended: str | None = None
-        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=max(1, size))
+        #: Items not yet taken by the stream (at most ``size``).
+        self.items: deque[Item] = deque()
+        self.size = max(1, size)
+        #: Set by the stream while it sleeps; the first offer (or its timer) wakes it.
+        self.waiter: asyncio.Future[None] | None = None
         #: Bytes of the ``Batch`` items in the queue (bounded by ``QUEUE_BYTES``).
         self.queued_bytes = 0
         self.cursor = 0
@@ -135,40 +146,68 @@ class Subscription:
         self.offered = 0
         self.behind = False
 
+    def wake(self) -> None:
+        """Wake the stream if it sleeps (idempotent)."""
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _put(self, item: Item) -> bool:
+        """Queue ``item`` and wake the stream; False if the queue is full."""
+        items = self.items
+        if len(items) >= self.size:
+            return False
+        items.append(item)
+        if self.waiter is not None:
+            self.wake()
+        return True
+
     def offer(self, item: Item) -> None:
-        if isinstance(item, Notify):
-            if item.seq > self.offered:
-                self.offered = item.seq
-        elif isinstance(item, Batch):
-            if self.queued_bytes + item.size > QUEUE_BYTES:
+        cls = type(item)
+        if cls is Notify:
+            seq = item.seq  # type: ignore[union-attr]
+            if seq > self.offered:
+                self.offered = seq
+        elif cls is Batch:
+            size = item.size  # type: ignore[union-attr]
+            if self.queued_bytes + size > QUEUE_BYTES:
                 # The stream reads these from the database instead; wake it (a full
                 # queue means it is awake already).
                 self.behind = True
-                with contextlib.suppress(asyncio.QueueFull):
-                    self.queue.put_nowait(SYNC)
+                self._put(SYNC)
                 return
-            self.offered = max(self.offered, item.notes[-1].seq)
-            self.queued_bytes += item.size
-        elif isinstance(item, End):
-            if item.session is not None and item.session != self.session:
+            seq = item.notes[-1].seq  # type: ignore[union-attr]
+            if seq > self.offered:
+                self.offered = seq
+            self.queued_bytes += size
+        elif cls is End:
+            if item.session is not None and item.session != self.session:  # type: ignore[union-attr]
                 return  # another session of the same user signed out
-            self.end(item.reason)
+            self.end(item.reason)  # type: ignore[union-attr]
             return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if not self._put(item):
             # The stream is busy or its client slow: it will read what it missed
             # from the database once it drains the queue.
             self.behind = True
-            if isinstance(item, Batch):
-                self.queued_bytes -= item.size
+            if cls is Batch:
+                self.queued_bytes -= item.size  # type: ignore[union-attr]
+
+    def take(self, most: int) -> list[Item]:
+        """Up to ``most`` queued items, oldest first."""
+        items = self.items
+        if len(items) <= most:
+            out = list(items)
+            items.clear()
+            return out
+        return [items.popleft() for _ in range(most)]
 
     def end(self, reason: str) -> None:
         """Ask the stream to end at its next wake-up (and wake it)."""
         if self.ended is None:
             self.ended = reason
-        with contextlib.suppress(asyncio.QueueFull):  # a full queue means it is awake already
-            self.queue.put_nowait(SYNC)
+        self.wake()  # it checks ``ended`` before anything else
 
     def close(self, unread: bool = False) -> None:
         """Leave the hub. Idempotent; safe from ``finally`` during cancellation.
@@ -351,23 +390,31 @@ class Hub:
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Hand a layer message to the local streams it concerns (work ∝ its recipients)."""
+        users = self.users
+        if message.get("type") == protocol.DeliverMany.TYPE:
+            # The hot path of a large send: routed from its wire form in one pass.
+            self._offer_notes(protocol.packed_notes(message, users))
+            return
         decoded = protocol.decode(message)
         if decoded is None:
             logger.debug("sse_notify: hub ignored message of type %r", message.get("type"))
             return
         if isinstance(decoded, SignOut):
             self._remember(decoded)
-        users = self.users
-        notes: dict[int, list[Notify]] = {}
+        if isinstance(decoded, protocol.Deliver | protocol.DeliverMany):
+            self._offer_notes(decoded.notes(users))
+            return
         for uid, item in decoded.items(users):
-            if isinstance(item, Notify):
-                notes.setdefault(uid, []).append(item)  # one queue slot per user and message
-                continue
             for sub in users.get(uid, ()):
                 sub.offer(item)
+
+    def _offer_notes(self, notes: dict[int, list[Notify]]) -> None:
+        """One queue slot (and one wake-up) per stream and message: a user's
+        notifications of one message travel as one ``Batch``."""
+        users = self.users
         for uid, mine in notes.items():
-            batched = Batch.of(mine)
-            for sub in users.get(uid, ()):
+            batched = mine[0] if len(mine) == 1 else Batch.of(mine)
+            for sub in users[uid]:
                 sub.offer(batched)
 
     def _remember(self, message: SignOut) -> None:

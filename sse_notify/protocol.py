@@ -21,12 +21,14 @@ Stream items (what a hub puts in a stream's queue) are typed too:
 
 from __future__ import annotations
 
+import base64
 import logging
+import struct
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .events import notification_frame, preferences_frame, read_frame
+from .events import FRAME, notification_frame, preferences_frame, read_frame
 
 logger = logging.getLogger("sse_notify")
 
@@ -41,13 +43,15 @@ def user_group(user_id: int) -> str:
 # -- stream items ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass costs twice as much to build, and a send builds
+# one ``Notify`` per local event. Nothing mutates them.
+@dataclass(slots=True)
 class Notify:
     seq: int
     frame: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Batch:
     notes: tuple[Notify, ...]
     #: Bytes of the frames (the hub bounds what one stream may have queued).
@@ -58,7 +62,7 @@ class Batch:
         return notes[0] if len(notes) == 1 else cls(tuple(notes), sum(len(n.frame) for n in notes))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Push:
     frame: bytes
 
@@ -113,6 +117,40 @@ class Message:
         raise NotImplementedError
 
 
+def _skip(pk: int, uid: int, seq: int, exc: Exception) -> None:
+    # Skipped with a log; the stream finds the gap and reads the database, where
+    # the same row is skipped too. Other recipients are unaffected.
+    logger.error("sse_notify: notification %s (user %s, seq %s) cannot be encoded: %s", pk, uid, seq, exc)
+
+
+def _route(
+    common: str,
+    rows: Iterator[tuple[int, ...]] | tuple[tuple[int, ...], ...],
+    here: Collection[int],
+    out: dict[int, list[Notify]],
+) -> None:
+    """Frames of ``rows`` (``(user_id, pk, seq, unread)``) for the users of ``here``, into ``out``.
+
+    The shared part is encoded to bytes once; each event's frame is one bytes format.
+    """
+    body: bytes | None = None
+    for uid, pk, seq, unread in rows:
+        if uid not in here:
+            continue
+        if body is None:
+            try:
+                body = common.encode()
+            except UnicodeEncodeError as exc:  # content the wire cannot carry (a lone surrogate)
+                _skip(pk, uid, seq, exc)
+                continue
+        note = Notify(seq, FRAME % (seq, pk, seq, unread, body))
+        mine = out.get(uid)
+        if mine is None:
+            out[uid] = [note]
+        else:
+            mine.append(note)  # one queue slot per user and message
+
+
 @dataclass(frozen=True, slots=True)
 class Deliver(Message):
     """New notifications sharing their content: ``common`` is the JSON object body
@@ -141,29 +179,64 @@ class Deliver(Message):
                 try:
                     frame = notification_frame(self.common, pk, seq, unread)
                 except ValueError as exc:  # UnicodeEncodeError: content the wire cannot carry
-                    # Skipped with a log; the stream finds the gap and reads the database,
-                    # where the same row is skipped too. Other recipients are unaffected.
-                    logger.error(
-                        "sse_notify: notification %s (user %s, seq %s) cannot be encoded: %s", pk, uid, seq, exc
-                    )
+                    _skip(pk, uid, seq, exc)
                     continue
                 yield uid, Notify(seq, frame)
+
+    def notes(self, here: Collection[int]) -> dict[int, list[Notify]]:
+        """The notifications for the users of ``here``, per user, in message order."""
+        out: dict[int, list[Notify]] = {}
+        _route(self.common, self.rows, here, out)
+        return out
+
+
+_ROW = struct.Struct("<5q")
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
 class DeliverMany(Message):
     """Several ``Deliver`` in one layer message: a send to many users with per-user
-    content crosses the layer once instead of once per user."""
+    content crosses the layer once instead of once per user.
 
-    TYPE: ClassVar[str] = "sse_notify.deliver_many"
+    On the wire it is packed (a personal send to 10,000 users is 10,000 parts):
+    ``commons`` is the parts' shared JSON bodies joined by LF (``events.dumps``
+    never emits a raw LF, so none is inside one), ``rows`` the
+    ``(part, user_id, pk, seq, unread)`` rows as little-endian int64 in base64
+    (JSON-safe, as some layers need; msgpack-safe). Two strings
+    instead of tens of thousands: the in-memory layer deep-copies every message,
+    channels_redis msgpacks it, and the hub walks it without building the parts.
+    """
+
+    TYPE: ClassVar[str] = "sse_notify.deliver_packed"
     parts: tuple[Deliver, ...]
 
     def encode(self) -> dict[str, Any]:
-        return {"type": self.TYPE, "messages": [[d.common, [list(r) for r in d.rows]] for d in self.parts]}
+        commons = [d.common for d in self.parts]
+        joined = "\n".join(commons)
+        rows = bytearray()
+        pack = _ROW.pack
+        for k, d in enumerate(self.parts):
+            for uid, pk, seq, unread in d.rows:
+                rows += pack(k, uid, pk, seq, unread)
+        # A hand-built common with a raw LF travels as a list (still msgpack-safe).
+        packed: str | list[str] = joined if joined.count("\n") == len(commons) - 1 else commons
+        return {"type": self.TYPE, "commons": packed, "rows": base64.b64encode(rows).decode("ascii")}
+
+    @staticmethod
+    def _unpack(message: Mapping[str, Any]) -> tuple[list[str], Iterator[tuple[int, ...]]]:
+        commons = message["commons"]
+        if isinstance(commons, str):
+            commons = commons.split("\n")
+        return [str(c) for c in commons], _ROW.iter_unpack(base64.b64decode(message["rows"]))
 
     @classmethod
     def decode(cls, message: Mapping[str, Any]) -> DeliverMany:
-        return cls(tuple(Deliver.decode({"common": common, "items": items}) for common, items in message["messages"]))
+        commons, rows = cls._unpack(message)
+        parts: list[list[tuple[int, int, int, int]]] = [[] for _ in commons]
+        for k, uid, pk, seq, unread in rows:
+            parts[k].append((uid, pk, seq, unread))
+        return cls(tuple(Deliver(c, tuple(r)) for c, r in zip(commons, parts, strict=True)))
 
     def recipients(self) -> set[int]:
         return {r[0] for d in self.parts for r in d.rows}
@@ -174,6 +247,38 @@ class DeliverMany(Message):
     def items(self, here: Collection[int]) -> Iterator[tuple[int, Item]]:
         for part in self.parts:
             yield from part.items(here)
+
+    def notes(self, here: Collection[int]) -> dict[int, list[Notify]]:
+        out: dict[int, list[Notify]] = {}
+        for part in self.parts:
+            _route(part.common, part.rows, here, out)
+        return out
+
+
+def packed_notes(message: Mapping[str, Any], here: Collection[int]) -> dict[int, list[Notify]]:
+    """``DeliverMany.decode(message).notes(here)`` without building the parts: the hub's path."""
+    commons, rows = DeliverMany._unpack(message)
+    bodies: dict[int, bytes | None] = {}
+    out: dict[int, list[Notify]] = {}
+    for k, uid, pk, seq, unread in rows:
+        if uid not in here:
+            continue
+        body = bodies.get(k, _UNSET)
+        if body is _UNSET:
+            try:
+                body = bodies[k] = commons[k].encode()
+            except UnicodeEncodeError as exc:  # content the wire cannot carry (a lone surrogate)
+                body = bodies[k] = None
+                _skip(pk, uid, seq, exc)
+        if body is None:
+            continue
+        note = Notify(seq, FRAME % (seq, pk, seq, unread, body))
+        mine = out.get(uid)
+        if mine is None:
+            out[uid] = [note]
+        else:
+            mine.append(note)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

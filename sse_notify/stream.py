@@ -11,8 +11,10 @@ Deliberate choices:
 
 - The user comes from the session only; no request parameter selects whose
   stream this is.
-- Heartbeats are timed on the stream's own queue with ``asyncio.wait``; the
-  pending ``get()`` is reused across heartbeats, not cancelled.
+- A live stream sleeps on one future its subscription resolves (no task, no
+  ``asyncio.wait`` per item); heartbeats and the lifetime ring one timer per
+  stream, moved only when it would ring too late, so a busy stream creates no
+  timer per write.
 - Streams end after ``MAX_STREAM_LIFETIME`` or ``MAX_STREAM_BYTES`` sent: the
   browser reconnects with ``Last-Event-ID`` and replays. That bounds what a
   client that stops reading can make Daphne buffer (Daphne has no
@@ -77,6 +79,8 @@ CATCH_UP_PAGE = 500
 MAX_BATCH = 512
 #: Chunks above this size are followed by an empty one (see ``StreamLife.body``).
 SMALL_CHUNK = 16 * 1024
+#: A timer may ring this much early (the event loop's clock resolution).
+_EARLY = 0.005
 
 
 def _frame(n: Notification, unread: int) -> bytes:
@@ -203,7 +207,13 @@ class StreamLife:
         self.sent = 0
         #: Why the stream ended (``lifetime``, ``bytes``, ``signed_out``, ``database``, a cap code...).
         self.end_reason: str | None = None
-        self._get: asyncio.Task[Item] | None = None
+        #: The stream's one timer (heartbeat, lifetime), while it sleeps or after.
+        self._timer: asyncio.TimerHandle | None = None
+        self._heartbeat = 15.0
+        #: When the stream last wrote (a heartbeat is due ``HEARTBEAT`` after).
+        self._quiet_since = 0.0
+        #: At least the bytes its connection holds unread (see ``_client_behind``).
+        self._unread_bound = 0
         self._deadline = 0.0
         self._budget = float("inf")
         #: Highest seq known to be deleted: the poll need not look for it.
@@ -230,9 +240,9 @@ class StreamLife:
 
     def close(self) -> None:
         """Leave the hub. Idempotent; safe from ``finally`` during cancellation."""
-        if self._get is not None:
-            self._get.cancel()
-            self._get = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.sub is not None:
             self.sub.close(unread=self._server_ended)
         self.state = State.ENDED
@@ -298,7 +308,8 @@ class StreamLife:
         more = state.get("more", False)
         del state
         self.cursor = sub.cursor = cursor
-        self.sent = sent
+        self.sent = self._unread_bound = sent
+        self._quiet_since = asyncio.get_running_loop().time()
         if more:
             self._end("replay_budget")  # the client continues on its next connect
         elif sent >= self._budget:
@@ -318,15 +329,16 @@ class StreamLife:
         sub = self.sub
         assert sub is not None
         loop = asyncio.get_running_loop()
-        heartbeat = float(app_settings.HEARTBEAT)
+        self._heartbeat = float(app_settings.HEARTBEAT)
         while True:
             if sub.ended:
                 self._end(sub.ended)
                 return None  # signed out: the client reconnects and is refused; shutdown: resumes elsewhere
-            if loop.time() >= self._deadline:
+            now = loop.time()
+            if now >= self._deadline:
                 self._end("lifetime")
                 return None
-            if self.probe is not None and self.probe.pending() > WRITE_BYTES:
+            if self._client_behind():
                 # Its client is that far behind: write nothing more until it reads. The
                 # queue may overflow meanwhile; the stream reads the database after.
                 await asyncio.sleep(BACKPRESSURE_WAIT)
@@ -334,39 +346,83 @@ class StreamLife:
             need_db = sub.behind
             out: list[bytes] = []
             if not need_db:
-                if self._get is None:
-                    self._get = asyncio.ensure_future(sub.queue.get())
-                done, _ = await asyncio.wait(
-                    (self._get,), timeout=min(heartbeat, max(0.0, self._deadline - loop.time()))
-                )
-                if not done:
-                    if loop.time() >= self._deadline:
-                        continue
-                    self.sent += len(HEARTBEAT)
-                    return HEARTBEAT
-                items = [self._get.result()]
-                self._get = None
-                if sub.ended:
-                    # Woken to end (signed out, stopping): send nothing more, not even
-                    # what was queued or what the database holds.
-                    self._end(sub.ended)
-                    return None
-                while len(items) < MAX_BATCH:
-                    try:
-                        items.append(sub.queue.get_nowait())
-                    except asyncio.QueueEmpty:
-                        break
+                if not sub.items:
+                    await self._sleep(sub, loop)
+                    if sub.ended:
+                        # Woken to end (signed out, stopping): send nothing more, not even
+                        # what was queued or what the database holds.
+                        self._end(sub.ended)
+                        return None
+                    if not sub.items:
+                        if sub.behind:
+                            continue
+                        now = loop.time()
+                        if now >= self._deadline:
+                            continue
+                        if now - self._quiet_since >= self._heartbeat - _EARLY:
+                            return self._sent(HEARTBEAT, now)
+                        continue  # woken early (its timer was set before the last write)
+                items = sub.take(MAX_BATCH)
                 need_db = self._take(items, out)
                 del items
             if need_db:
                 await self._catch_up(out)
             sub.cursor = max(self.cursor, self._horizon)
             if out:
-                chunk = b"".join(out)
-                self.sent += len(chunk)
-                if self.sent >= self._budget:
+                chunk = b"".join(out) if len(out) > 1 else out[0]
+                if self.sent + len(chunk) >= self._budget:
                     self._end("bytes")
-                return chunk
+                return self._sent(chunk, loop.time())
+
+    def _sent(self, chunk: bytes, now: float) -> bytes:
+        """Count ``chunk`` as written (bytes budget, heartbeat, pending bound) and return it."""
+        self.sent += len(chunk)
+        self._quiet_since = now
+        self._unread_bound += len(chunk)
+        return chunk
+
+    def _client_behind(self) -> bool:
+        """True if the connection holds more than ``WRITE_BYTES`` its client has not taken.
+
+        The probe (a syscall) runs only when it could be true: what it last found
+        plus what was written since is an upper bound of what is pending now.
+        """
+        if self.probe is None or self._unread_bound <= WRITE_BYTES:
+            return False
+        pending = self.probe.pending()
+        self._unread_bound = pending
+        return pending > WRITE_BYTES
+
+    async def _sleep(self, sub: Subscription, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until an item comes, the stream must end, or it is time for a heartbeat
+        (or the end of its lifetime). Returns early at times: the caller checks why."""
+        waiter = sub.waiter = loop.create_future()
+        # One timer per stream, moved only when it would ring too late: a busy stream
+        # creates no timer per wake-up (the timer finds it was written to, and waits on).
+        due = min(self._quiet_since + self._heartbeat, self._deadline)
+        timer = self._timer
+        if timer is None or timer.when() > due:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(due, self._ring)
+        try:
+            await waiter
+        finally:
+            if sub.waiter is waiter:
+                sub.waiter = None
+
+    def _ring(self) -> None:
+        """The stream's timer: wake it if its heartbeat (or lifetime) is due, else wait on."""
+        self._timer = None
+        sub = self.sub
+        if sub is None or self.state is not State.LIVE:
+            return
+        loop = asyncio.get_running_loop()
+        due = min(self._quiet_since + self._heartbeat, self._deadline)
+        if loop.time() < due - _EARLY:
+            self._timer = loop.call_at(due, self._ring)
+            return
+        sub.wake()
 
     def _take(self, items: list[Item], out: list[bytes]) -> bool:
         """Append the frames of hub items to ``out``; True if the database must be read."""

@@ -106,3 +106,87 @@ async def test_settings_changes_reset_the_pool_size_and_idle_hubs(fresh_hub, set
     assert get_hub() is fresh_hub
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     assert get_hub() is not fresh_hub, "an idle hub on the old layer was kept"
+
+
+async def test_a_busy_stream_moves_no_timer_per_item_and_still_beats_after_its_last_write(fresh_hub, user):
+    """Items wake the stream through its subscription: no timer is created per item
+    (the one timer, set before the writes, moves once it finds them), and the
+    heartbeat still comes once the stream is quiet."""
+    with override_settings(SSE_NOTIFY={**BASE, "HEARTBEAT": 0.3}):
+        life = StreamLife(user.pk, raw_cursor=None)
+        body = life.body()
+        await next_chunk(body)
+        loop = asyncio.get_running_loop()
+        timers: list[float] = []
+        real = loop.call_at
+
+        def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(callback, "__self__", None) is life:
+                timers.append(when)
+            return real(when, callback, *args, **kwargs)
+
+        loop.call_at = counting  # type: ignore[method-assign]
+        try:
+            for i in range(40):
+                frame = b'event: read\ndata: {"i":%d}\n\n' % i
+                life.sub.offer(Push(frame))
+                assert await next_chunk(body) == frame
+                await asyncio.sleep(0.01)
+            assert await next_chunk(body) == HEARTBEAT
+        finally:
+            del loop.call_at
+        assert len(timers) <= 3, f"{len(timers)} timers for 40 items"
+        await body.aclose()
+    assert fresh_hub.count == 0
+
+
+class CountingProbe:
+    """A connection whose client has not read ``unread`` bytes; counts the probes."""
+
+    def __init__(self) -> None:
+        self.unread = 0
+        self.calls = 0
+
+    def pending(self) -> int:
+        self.calls += 1
+        return self.unread
+
+    def holds_bytes(self) -> bool:
+        return False
+
+    def closed(self) -> bool:
+        return False
+
+
+async def test_the_connection_is_probed_only_when_it_could_be_write_bytes_behind(fresh_hub, user):
+    """What the probe last found plus what was written since bounds what the connection
+    holds: below WRITE_BYTES no syscall is made; past it, a client that reads nothing
+    stops the stream's writes (the rest comes from the database later)."""
+    probe = CountingProbe()
+    with override_constants({"sse_notify.stream.WRITE_BYTES": 4000, "sse_notify.stream.BACKPRESSURE_WAIT": 0.05}):
+        life = StreamLife(user.pk, raw_cursor=None, probe=probe)  # type: ignore[arg-type]
+        body = life.body()
+        await next_chunk(body)
+        frame = b'event: read\ndata: {"x":"' + b"x" * 980 + b'"}\n\n'
+        for _ in range(3):
+            life.sub.offer(Push(frame))
+            await next_chunk(body)
+        assert probe.calls == 0, "probed while the stream could not be WRITE_BYTES behind"
+        life.sub.offer(Push(frame))
+        await next_chunk(body)  # now past 4000 bytes written since the last probe
+        probe.unread = 10_000  # the client reads nothing
+        life.sub.offer(Push(frame))
+        with pytest.raises(TimeoutError):
+            await next_chunk(body, within=0.5)  # nothing is written while it is that far behind
+        assert probe.calls >= 1
+        assert life.state is State.ENDED  # (the wait above cancelled it)
+        probe.unread = 0  # it read everything
+        calls = probe.calls
+        life2 = StreamLife(user.pk, raw_cursor=None, probe=probe)  # type: ignore[arg-type]
+        body2 = life2.body()
+        await next_chunk(body2)
+        life2.sub.offer(Push(frame))
+        assert await next_chunk(body2) == frame
+        assert probe.calls == calls
+        await body2.aclose()
+    assert fresh_hub.count == 0

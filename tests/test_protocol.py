@@ -69,3 +69,36 @@ def test_content_that_cannot_be_encoded_is_skipped_not_the_rest_of_the_message(c
 def test_group_names():
     assert user_group(42) == "sse_notify.user.42"
     assert BROADCAST_GROUP == "sse_notify.broadcast"
+
+
+def test_a_send_to_many_is_packed_and_the_hub_routes_it_without_building_its_parts():
+    """The wire form of a personal send is two strings (cheap to copy and pack), and
+    routing it straight from the wire gives what the decoded message gives."""
+    parts = tuple(Deliver(f'"title":"t{i}","body":"é"', ((i, 100 + i, 5, 1),)) for i in range(1, 40))
+    burst = Deliver('"title":"burst"', ((3, 200, 6, 2), (3, 201, 7, 3)))
+    message = DeliverMany((*parts, burst))
+    wire = message.encode()
+    assert all(isinstance(v, str) for v in wire.values())
+    assert protocol.decode(wire) == message
+    here = {3, 7, 12, 99}
+    notes = protocol.packed_notes(wire, here)
+    assert notes == message.notes(here)
+    assert [n.seq for n in notes[3]] == [5, 6, 7], "one user's notifications together, in order"
+    assert set(notes) == {3, 7, 12}
+    flat = {(uid, n.seq, n.frame) for uid, mine in notes.items() for n in mine}
+    assert flat == {(uid, item.seq, item.frame) for uid, item in message.items(here)}  # type: ignore[union-attr]
+
+
+def test_a_hand_built_common_with_a_line_feed_still_travels():
+    message = DeliverMany((Deliver('"title":"a\nb"', ((1, 10, 5, 0),)), Deliver('"title":"c"', ((2, 11, 6, 0),))))
+    wire = msgpack.unpackb(msgpack.packb(message.encode()))
+    assert protocol.decode(wire) == message
+    assert protocol.packed_notes(wire, {1, 2}) == message.notes({1, 2})
+
+
+def test_packed_content_that_cannot_be_encoded_is_skipped_not_the_rest(caplog):
+    message = DeliverMany((Deliver('"title":"\ud800"', ((1, 10, 5, 0),)), Deliver('"title":"ok"', ((2, 11, 6, 0),))))
+    assert protocol.packed_notes(message.encode(), {1, 2}) == {
+        2: [Notify(6, notification_frame('"title":"ok"', 11, 6, 0))]
+    }
+    assert "cannot be encoded" in caplog.text
