@@ -131,6 +131,8 @@ def created_sends(notifications: Iterable[Notification]) -> list[Send]:
     recipients = many.recipients()
     if len(recipients) > GROUP_SEND_THRESHOLD:
         return [(BROADCAST_GROUP, many.encode())]
+    if len(recipients) == 1:  # a burst to one user: the whole message is theirs
+        return [(user_group(next(iter(recipients))), many.encode())]
     # A burst to a few users: one message per user group, not one per notification.
     return [(user_group(uid), many.only(uid).encode()) for uid in sorted(recipients)]
 
