@@ -146,3 +146,43 @@ def test_postgres_a_send_updates_the_inbox_rows_in_place() -> None:
     after = updates()
     assert after[0] - before[0] == 300
     assert after[1] - before[1] == 300, "not all in place"
+
+
+@pytest.mark.django_db
+def test_a_personal_send_encodes_each_rows_content_as_the_whole_encode_does(make_user: Any) -> None:
+    """The publisher encodes what rows of a send share once and splices in each row's
+    data and time: the text is exactly that of encoding each row's fields whole."""
+    from django.utils import timezone
+
+    from sse_notify.events import encode_common
+    from sse_notify.publish import deliveries
+
+    actor = make_user()
+    now = timezone.now()
+    rows = [
+        Notification(
+            recipient_id=1,
+            pk=10 + i,
+            seq=1,
+            title=title,
+            body="b\u2028é",
+            url=url,
+            actor=who,
+            data=data,
+            created_at=now,
+            category=cat,
+            group_key=group,
+        )
+        for i, (title, url, who, data, cat, group) in enumerate(
+            [
+                ("t", "", None, {"i": 1}, "default", ""),
+                ("t", "", None, {"i": 2, "s": "\u2029x\x85"}, "default", ""),
+                ("t", "/x/", actor, {"nested": [1, 2.5, None, True, "é"]}, "default", "g"),
+                ("tü", "https://example.com/a b", actor, {}, "default", ""),
+                ("t", "", None, {"i": 1}, "default", ""),
+                ("t", "javascript:alert(1)", None, None, "default", ""),
+            ]
+        )
+    ]
+    whole = sorted(encode_common(n.common_fields()) for n in rows)
+    assert sorted(d.common for d in deliveries(rows) for _ in d.rows) == whole
