@@ -24,10 +24,10 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from sse_notify import models
+from sse_notify import models, protocol
 from sse_notify.models import Inbox, Notification, recount_unread
 from sse_notify.preferences import set_preference
-from sse_notify.protocol import BROADCAST_GROUP
+from sse_notify.protocol import BROADCAST_GROUP, DeliverMany
 from sse_notify.publish import created_sends, deliver_messages
 from sse_notify.signals import notification_sent
 from tests.support import ON_POSTGRES, postgres_only, sqlite_only
@@ -253,8 +253,10 @@ def test_the_publish_and_the_signal_get_every_row_after_commit(make_user: Any) -
         channel_layers.backends.clear()
     assert got == made and all(n.pk and n.seq for n in got)
     assert created_sends(made) == [(BROADCAST_GROUP, message)]  # 21 recipients: once to the broadcast group
-    assert len(message["messages"]) == len(deliver_messages(made)) == 21  # distinct content: one part per row
-    items = sorted(item for _common, rows in message["messages"] for item in rows)
+    decoded = protocol.decode(message)
+    assert isinstance(decoded, DeliverMany)
+    assert len(decoded.parts) == len(deliver_messages(made)) == 21  # distinct content: one part per row
+    items = sorted(list(item) for part in decoded.parts for item in part.rows)
     rows = Notification.objects.values_list("recipient_id", "pk", "seq")
     unread = {n.pk: n._unread_after for n in made}  # type: ignore[attr-defined]
     assert items == sorted([uid, pk, seq, unread[pk]] for uid, pk, seq in rows)
