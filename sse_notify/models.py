@@ -36,9 +36,10 @@ if TYPE_CHECKING:
 
 # SQLite before 3.32 allowed 999 variables a statement; stay under it everywhere.
 CHUNK = 900
-#: Users per set-based send statement when the recipients are a list of ids (they
-#: travel as one array parameter, so no variable limit applies): 100,000 users are
-#: five statements, and one statement's RETURNING stays around a megabyte.
+#: Users per set-based send statement when the recipients are a list of ids, and rows
+#: per ``bulk_create`` statement (they travel as one JSON parameter, so no variable
+#: limit applies): 100,000 users are five statements, and one statement's RETURNING
+#: stays around a megabyte.
 SEND_CHUNK = 20_000
 
 #: The rows the unread count counts. Every count (``Inbox.unread``, ``recount_unread``,
@@ -768,6 +769,7 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         """
         from . import preferences, publish
 
+        self._for_write = True  # the write database (a router's db_for_write), as bulk_create
         using = self.db
         connection = connections[using]
         # Each recipient's in-app and desktop choice for the category, fixed now (as bulk_create does).
