@@ -139,13 +139,11 @@ def _concrete(model: Any, name: str) -> bool:
     return any(f.attname == name for f in model._meta.concrete_fields)
 
 
-class _Accepted:
-    """A user a backend still accepts, as far as the session check needs it."""
-
-    __slots__ = ("password", "pk", "user")
-
-    def __init__(self, pk: Any, password: str | None, user: Any = None) -> None:
-        self.pk, self.password, self.user = pk, password, user
+#: A user a backend still accepts, as far as the check needs it: (pk, password column or
+#: None if the hash must be asked of the user, the user instance or None). A plain tuple
+#: (of an int and a str, usually): the garbage collector stops tracking it at once, so
+#: thousands per check do not pile up towards a full collection of the whole process.
+Accepted = tuple[Any, str | None, Any]
 
 
 class SessionCheck:
@@ -191,25 +189,28 @@ class SessionCheck:
             self._hashes = {}
         valid: set[str] = set()
         for session_key, (path, pk, given) in claims.items():
-            user = users.get((path, pk))
-            if user is None or user.pk != sessions[session_key]:
+            accepted = users.get((path, pk))
+            if accepted is None:
                 continue
-            if user.password is None:  # the hash is the user's own business: ask it
-                if user.user is not None and _hash_ok(given, user.user):
+            user_pk, password, user = accepted
+            if user_pk != sessions[session_key]:
+                continue
+            if password is None:  # the hash is the user's own business: ask it
+                if user is not None and _hash_ok(given, user):
                     valid.add(session_key)
                 continue
-            memo = hashes.get((user.pk, user.password))
+            memo = hashes.get((user_pk, password))
             if memo is None:
-                memo = hashes[(user.pk, user.password)] = [_instance(user).get_session_auth_hash(), None]
+                memo = hashes[(user_pk, password)] = [_instance(accepted).get_session_auth_hash(), None]
             if complete:
-                self._hashes[(user.pk, user.password)] = memo
+                self._hashes[(user_pk, password)] = memo
             if not given:
                 continue
             if constant_time_compare(given, memo[0]):
                 valid.add(session_key)
                 continue
             if memo[1] is None:
-                memo[1] = tuple(_instance(user).get_session_auth_fallback_hash())
+                memo[1] = tuple(_instance(accepted).get_session_auth_fallback_hash())
             if any(constant_time_compare(given, h) for h in memo[1]):
                 valid.add(session_key)
         return valid
@@ -260,9 +261,9 @@ class SessionCheck:
         self._decoded = new
         return found
 
-    def _users(self, wanted: dict[str, set[Any]]) -> dict[tuple[str, Any], _Accepted]:
+    def _users(self, wanted: dict[str, set[Any]]) -> dict[tuple[str, Any], Accepted]:
         """The users each backend still accepts: ``{(backend path, pk): user}``."""
-        users: dict[tuple[str, Any], _Accepted] = {}
+        users: dict[tuple[str, Any], Accepted] = {}
         for path, pks in wanted.items():
             if path not in settings.AUTHENTICATION_BACKENDS:
                 continue
@@ -271,7 +272,7 @@ class SessionCheck:
                 for pk in pks:  # the backend's own get_user, one by one
                     found: Any = backend.get_user(pk)
                     if found is not None:
-                        users[(path, pk)] = _Accepted(found.pk, None, found)
+                        users[(path, pk)] = (found.pk, None, found)
                 continue
             # ModelBackend.get_user for all of them at once: the user exists and
             # user_can_authenticate accepts them.
@@ -289,12 +290,12 @@ class SessionCheck:
                     for row in manager.filter(_pk_in(model, chunk)).values_list(*fields):
                         if reads_active and not (row[2] if column else active):
                             continue
-                        users[(path, row[0])] = _Accepted(row[0], row[1])
+                        users[(path, row[0])] = (row[0], row[1], None)
                 continue
             for chunk in chunks(ids, manager.db):
                 for user in manager.filter(_pk_in(model, chunk)):
                     if backend.user_can_authenticate(user):
-                        users[(path, user.pk)] = _Accepted(user.pk, user.password if plain_hash else None, user)
+                        users[(path, user.pk)] = (user.pk, user.password if plain_hash else None, user)
         return users
 
 
@@ -328,12 +329,13 @@ def _is_active(model: Any) -> Any:
     return value if isinstance(value, bool) else None
 
 
-def _instance(user: _Accepted) -> Any:
+def _instance(accepted: Accepted) -> Any:
     """A user instance to ask for its session auth hash (only the password matters, see ``_plain_hash``)."""
-    if user.user is not None:
-        return user.user
-    assert user.password is not None
-    return get_user_model()(pk=user.pk, password=user.password)
+    pk, password, user = accepted
+    if user is not None:
+        return user
+    assert password is not None
+    return get_user_model()(pk=pk, password=password)
 
 
 def _hash_ok(given: str | None, user: Any) -> bool:
