@@ -196,7 +196,7 @@ def allocate_seqs(
             # (about 1 µs each); a JSON text is one string, parsed by the server.
             source = (
                 "SELECT (e->>0)::bigint AS u, (e->>1)::bigint AS n, (e->>2)::bigint AS c "
-                "FROM json_array_elements(%s::json) AS e"
+                "FROM jsonb_array_elements(%s::jsonb) AS e"
             )
             conflict = f"last_seq = {table}.last_seq + EXCLUDED.last_seq, unread = {table}.unread + EXCLUDED.unread"
             params: list[Any] = [json.dumps(rows)]
@@ -552,7 +552,9 @@ def _create_sql_postgres(connection: Any, columns: _Columns, loud: bool | None, 
         types.append("boolean")
     counted = "r.l" if loud is None else ("true" if loud else "false")
     definition = ", ".join(f"{name} {kind}" for name, kind in zip(names, types, strict=True))
-    source = f"ROWS FROM (json_to_recordset(%s::json) AS ({definition})) WITH ORDINALITY AS r({', '.join(names)}, ord)"
+    source = (
+        f"ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({definition})) WITH ORDINALITY AS r({', '.join(names)}, ord)"
+    )
     if unique:
         per_user = ""
         allocate = f"SELECT u, 1, CASE WHEN {counted} THEN 1 ELSE 0 END, 0 FROM r"
@@ -793,7 +795,7 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
             ids = sorted(set(users))
             if connection.vendor == "postgresql":
                 sources = [
-                    ("SELECT value::bigint AS uid FROM json_array_elements_text(%s::json)", [json.dumps(list(chunk))])
+                    ("SELECT value::bigint AS uid FROM jsonb_array_elements_text(%s::jsonb)", [json.dumps(list(chunk))])
                     for chunk in chunked(ids, SEND_CHUNK)
                 ]
             else:

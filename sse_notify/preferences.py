@@ -128,7 +128,7 @@ def _id_chunks(ids: list[int], using: str) -> list[list[int]] | list[RawSQL]:
     if len(ids) <= CHUNK or vendor not in ("postgresql", "sqlite"):
         return [list(chunk) for chunk in chunked(ids, CHUNK)]
     unpack = (
-        "SELECT value::bigint FROM json_array_elements_text(%s::json)"
+        "SELECT value::bigint FROM jsonb_array_elements_text(%s::jsonb)"
         if vendor == "postgresql"
         else ("SELECT value FROM json_each(%s)")
     )
