@@ -62,8 +62,8 @@ def test_a_burst_and_a_fan_out_are_a_constant_number_of_statements(django_assert
     t0 = timezone.now()
     burst = [Notification(recipient_id=users[0], title="burst", data={"i": i}) for i in range(2000)]
     # One preferences query; PostgreSQL: one statement allocates the seqs and inserts;
-    # SQLite: two (allocate, insert). On 3ebd509: 5 on PostgreSQL (Django's 1,000-row
-    # batches) and 38 on SQLite (its 999-variable limit), growing with N.
+    # SQLite: two (allocate, insert). On 3ebd509: 22 on PostgreSQL with this batch_size
+    # (one INSERT per batch) and 37 on SQLite (its 999-variable limit), growing with N.
     with django_assert_max_num_queries(3), CaptureQueriesContext(connection) as queries:
         Notification.objects.bulk_create(burst, batch_size=100)
     assert len(statements(queries)) == (2 if ON_POSTGRES else 3)
