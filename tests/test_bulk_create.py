@@ -280,7 +280,8 @@ def test_old_sqlite_without_returning_still_takes_the_allocate_then_insert_path(
 @pytest.mark.django_db(transaction=True)
 @postgres_only
 def test_postgres_concurrent_bulk_creates_to_overlapping_users_stay_gap_free() -> None:
-    """Threads write bursts and fan-outs to overlapping users in random orders at once:
+    """Threads write bursts and fan-outs to overlapping users in random orders at once (and
+    sends of one content after them in the same transaction):
     every user's seqs come out unique and gap-free, the counts exact, and no deadlock
     (the locks are taken in user-id order within and across chunks)."""
     users = make_users(30, prefix="c")
@@ -300,6 +301,8 @@ def test_postgres_concurrent_bulk_creates_to_overlapping_users_stay_gap_free() -
                             for i, uid in enumerate(recipients)
                         ]
                     )
+                    if round_ % 2:  # the set-based send of one content, in the same transaction
+                        Notification.objects.send(sorted(set(recipients[::2])), {"title": f"{k}.{round_} all"})
         except BaseException as exc:
             errors.append(exc)
         finally:
