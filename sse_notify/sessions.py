@@ -32,6 +32,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
 from django.contrib.auth.backends import AllowAllUsersModelBackend, AllowAllUsersRemoteUserBackend, ModelBackend
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import connections
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
@@ -119,7 +120,7 @@ def _settings_key() -> tuple[Any, ...]:
 def _claims(values: Mapping[str, Any], to_python: Any) -> Claims | None:
     try:
         return values[BACKEND_SESSION_KEY], to_python(values[SESSION_KEY]), values.get(HASH_SESSION_KEY)
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, ValidationError):
         return None
 
 

@@ -273,3 +273,12 @@ def test_select_in_reads_every_row_in_chunks(django_user_model):
     assert len(queries) == math.ceil(len(ids) / per_query)
     assert sorted(rows) == sorted(Inbox.objects.filter(user_id__in=ids).values_list("user_id", "last_seq"))
     assert len(rows) == sum(1 for i in range(n) if i % 3)
+
+
+@pytest.mark.django_db
+def test_a_session_naming_an_unreadable_user_id_signs_nobody_in_and_the_check_goes_on(warm):
+    check, alice, a, bob, b = warm
+    store = SessionStore(a)
+    store[SESSION_KEY] = "not-a-number"
+    store.save()
+    assert check({a: alice.pk, b: bob.pk}, True) == {b}
