@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Collection, Coroutine
 from typing import Any
 
@@ -87,7 +87,7 @@ class StreamLimitExceeded(Exception):
 class Subscription:
     """One open stream's mailbox. ``cursor`` is the last seq its client was sent.
 
-    The mailbox is a deque of at most ``QUEUE_SIZE`` items and one waiter future,
+    The mailbox is a list of at most ``QUEUE_SIZE`` items and one waiter future,
     set only while the stream sleeps: a wake-up costs one ``set_result``, not a
     task and a timer per item.
     """
@@ -134,8 +134,9 @@ class Subscription:
         self.session = session_hash(session_key)
         #: Why the stream must end (its session signed out, the server stops); checked on every wake-up.
         self.ended: str | None = None
-        #: Items not yet taken by the stream (at most ``size``).
-        self.items: deque[Item] = deque()
+        #: Items not yet taken by the stream (at most ``size``). A list, not a deque: the
+        #: stream takes them all at once, and an empty list is 56 bytes (a deque 600).
+        self.items: list[Item] = []
         self.size = max(1, size)
         #: Set by the stream while it sleeps; the first offer (or its timer) wakes it.
         self.waiter: asyncio.Future[None] | None = None
@@ -198,10 +199,11 @@ class Subscription:
         """Up to ``most`` queued items, oldest first."""
         items = self.items
         if len(items) <= most:
-            out = list(items)
-            items.clear()
-            return out
-        return [items.popleft() for _ in range(most)]
+            self.items = []
+            return items
+        out = items[:most]
+        del items[:most]
+        return out
 
     def end(self, reason: str) -> None:
         """Ask the stream to end at its next wake-up (and wake it)."""

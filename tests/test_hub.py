@@ -59,3 +59,16 @@ async def test_a_join_that_timed_out_but_landed_is_left_when_the_streams_end(fre
             assert loop.time() < deadline, "the hub never left the group it may have joined"
             await asyncio.sleep(0.05)
     assert fresh_hub.streams_of(user.pk) == 0
+
+
+def test_a_subscription_hands_its_items_over_oldest_first_in_bounded_takes():
+    from sse_notify.hub import Hub, Subscription
+    from sse_notify.protocol import Push
+
+    sub = Subscription(Hub(), 1, None, 10)
+    for i in range(12):
+        sub.offer(Push(b"%d" % i))
+    assert sub.behind, "past its size it catches up from the database instead"
+    assert [p.frame for p in sub.take(4)] == [b"0", b"1", b"2", b"3"]  # type: ignore[union-attr]
+    assert [p.frame for p in sub.take(100)] == [b"%d" % i for i in range(4, 10)]  # type: ignore[union-attr]
+    assert sub.take(100) == []
