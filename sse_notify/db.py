@@ -9,7 +9,9 @@ are reused: a process holds at most that many connections for all its streams.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -17,7 +19,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
 from .compat import release_request_thread
@@ -74,8 +75,14 @@ def _call(fn: Callable[..., T], *args: Any) -> T:
 
 
 async def run(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn(*args)`` on the shared database threads."""
-    return await sync_to_async(_call, thread_sensitive=False, executor=_get_executor())(fn, *args)
+    """Run ``fn(*args)`` on the shared database threads, in a copy of the caller's context.
+
+    A plain executor call, not ``sync_to_async``: the functions run here need no more
+    than the caller's context variables (the active language), and every connect
+    makes two of these calls (measured: about half the CPU of ``sync_to_async`` per call).
+    """
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_get_executor(), contextvars.copy_context().run, _call, fn, *args)
 
 
 def log_error(what: str, exc: BaseException) -> None:
