@@ -5,9 +5,11 @@ stream's URL itself and hands every other request to the Django application.
 A connect through Django costs a thread hop per middleware, a request and a
 response object and the URL resolver before the view runs; after a deploy,
 every client of a process reconnects at once, so that cost is the time until
-all of them are back (measured in ``bench/``). Here a connect costs one trip to
-the database threads for the session and the user, then the same stream body
-the view serves (``stream.stream_body``): one code path for what is sent.
+all of them are back (measured in ``bench/``). Here a connect costs two indexed
+queries on the database threads on PostgreSQL (``sse_notify.signin``): the
+session row, then, once the stream is registered with the hub, the user, the
+inbox and the session again in one; then the same stream the view serves (``stream.StreamLife``): one
+code path for what is sent.
 
 Deliberate choices:
 
@@ -17,12 +19,19 @@ Deliberate choices:
   host) goes to the Django view, which gives the documented answer. A project
   that authenticates by other means than Django's session (a token middleware)
   keeps working through the view, just without the fast route.
-- The session is read with the configured ``SESSION_ENGINE`` and the user with
-  ``django.contrib.auth.get_user``: the same backends, session-hash check
-  (a password change signs the session out) and ``is_active`` rules as the
-  middleware. Middleware of the project does not run for the stream (it sends
-  nothing a page would render); ``SESSION_SAVE_EVERY_REQUEST`` does not
-  refresh the session's expiry on stream connects.
+- The session and the user are checked with the rules of
+  ``django.contrib.auth.get_user`` (the same backends, ``is_active`` rules and
+  session-hash check as the middleware): in plain SQL for the ``db`` and
+  ``cached_db`` session engines on PostgreSQL, through the engine and
+  ``get_user`` otherwise
+  (see ``sse_notify.signin``). Nothing is sent until the user is checked, so a
+  connect that is not served goes to the view. The route never writes a
+  session: one that ``get_user`` would flush (its hash no longer matches) or
+  renew (only a ``SECRET_KEY_FALLBACKS`` secret verifies it) is the view's, and
+  Django's middleware sends the new cookie. Middleware of the project does not
+  run for the stream (it sends nothing a page would render);
+  ``SESSION_SAVE_EVERY_REQUEST`` does not refresh the session's expiry on
+  stream connects.
 - The route owns ``receive()``: a client that goes away (``http.disconnect``)
   cancels the stream at once, as Django's handler does.
 - **Caps count what the server holds.** Daphne applies no backpressure and keeps
@@ -45,11 +54,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, QueryDict
+from django.http import QueryDict
 from django.http.cookie import parse_cookie
 from django.http.request import split_domain_port, validate_host
 
@@ -98,20 +106,6 @@ def _stream_path() -> str | None:
         return reverse("sse_notify:stream")
     except NoReverseMatch:
         return None
-
-
-def session_user(session_key: str) -> Any:
-    """The user the session signs in, or None (runs on the database threads).
-
-    ``get_user`` is given a bare request with only ``session`` set: that is all
-    it reads, and it applies the backends' rules and the session-hash check.
-    """
-    from django.contrib.auth import get_user
-
-    request = HttpRequest()
-    request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    user = get_user(request)
-    return user if user.is_authenticated else None
 
 
 class StreamRoute:
@@ -170,7 +164,8 @@ class StreamRoute:
 
         from . import db
         from .hub import StreamLimitExceeded, get_hub
-        from .stream import stream_body
+        from .signin import route_sign_in
+        from .stream import stream_life
 
         if _header(scope, b"origin") is not None:
             return False  # CORS: the view decides
@@ -182,23 +177,31 @@ class StreamRoute:
         if not session_key:
             return False
         try:
-            user = await db.run(session_user, session_key)
+            sign_in = await db.run(route_sign_in, session_key)
         except DatabaseError:
             return False  # the view answers 503 and logs it once per interval
-        if user is None:
+        if sign_in is None:
             return False
         client = scope.get("client")
         ip = client[0] if client else None
         try:
-            get_hub().check_limits(user.pk, ip)
+            get_hub().check_limits(sign_in.user_id, ip)
         except StreamLimitExceeded:
             return False
         raw_cursor = _header(scope, b"last-event-id")
         if raw_cursor is None:
             raw_cursor = QueryDict(scope.get("query_string", b"")).get("cursor")
-        body = stream_body(user.pk, ip, raw_cursor, session_key, scope.get(CONNECTION), request_thread=False)
-        await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
-        await _pump(body, receive, send)
+        life = stream_life(sign_in.user_id, ip, raw_cursor, session_key, scope.get(CONNECTION), False, sign_in.claim)
+        # Registered and checked before the status goes out: a connect that is not
+        # served (signed out meanwhile, the user refused, a cap) is the view's to answer.
+        first = await life.open()
+        if first is None:
+            return False
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
+            await _pump(life.body(first), receive, send)
+        finally:
+            life.close()  # also if the body never started (the client left at once)
         return True
 
 

@@ -50,6 +50,7 @@ from .hub import StreamLimitExceeded, Subscription, get_hub
 from .models import Inbox, Notification
 from .protocol import Batch, Item, Notify, Push
 from .sessions import still_signed_in, stored_sessions
+from .signin import Claim, verify
 from .sse import encode_comment, encode_event
 from .views import json_methods
 
@@ -100,33 +101,49 @@ def _frames(rows: list[Notification], unread: int) -> list[tuple[int, bytes]]:
 
 
 def connect_state(
-    user_id: int, cursor: int | None, invalid: bool, budget: float = float("inf"), session_key: str | None = None
+    user_id: int,
+    cursor: int | None,
+    invalid: bool,
+    budget: float = float("inf"),
+    session_key: str | None = None,
+    claim: Claim | None = None,
 ) -> dict[str, Any]:
     """Everything a stream needs on connect, in one trip to the database threads.
 
     First the session is checked again: the stream is registered with the hub by
-    now, so a sign-out from here on reaches it, and one before is seen here.
+    now, so a sign-out from here on reaches it, and one before is seen here. With
+    a ``claim`` (``asgi.StreamRoute``: the session row read, the user not yet) the
+    user is checked here too, in the same query as the inbox row
+    (``signin.verify``); the route hands a refused connect to the view.
 
     Frames are built up to ``budget`` bytes (at least one): the rest comes on the
     client's next connect, so one connect never holds more than the budget.
     """
-    # Inbox.unread is kept by every path that changes read state (mark_read, sends,
-    # deletes), so the connect costs one query here, not a COUNT over the user's rows;
-    # with a database-backed session engine the same query re-checks the session.
-    inbox = Inbox.objects.filter(user_id=user_id)
-    stored = stored_sessions(session_key) if session_key is not None else None
-    if stored is not None:
-        inbox = inbox.annotate(signed_in=Exists(stored))
-    row = inbox.values_list("last_seq", "pruned_seq", "unread", *(["signed_in"] if stored is not None else [])).first()
-    if session_key is None:
-        signed = True
-    elif stored is not None and row is not None:
-        signed = bool(row[3])
+    if claim is not None:
+        inbox = verify(claim)
+        if inbox is None:
+            return {"signed_out": True}
+        last_seq, pruned_seq, unread = inbox
     else:
-        signed = still_signed_in(session_key, user_id)  # no inbox row yet, or sessions not in the database
-    if not signed:
-        return {"signed_out": True}
-    last_seq, pruned_seq, unread = row[:3] if row is not None else (0, 0, 0)
+        # Inbox.unread is kept by every path that changes read state (mark_read, sends,
+        # deletes), so the connect costs one query here, not a COUNT over the user's rows;
+        # with a database-backed session engine the same query re-checks the session.
+        query = Inbox.objects.filter(user_id=user_id)
+        stored = stored_sessions(session_key) if session_key is not None else None
+        if stored is not None:
+            query = query.annotate(signed_in=Exists(stored))
+        row = query.values_list(
+            "last_seq", "pruned_seq", "unread", *(["signed_in"] if stored is not None else [])
+        ).first()
+        if session_key is None:
+            signed = True
+        elif stored is not None and row is not None:
+            signed = bool(row[3])
+        else:
+            signed = still_signed_in(session_key, user_id)  # no inbox row yet, or sessions not in the database
+        if not signed:
+            return {"signed_out": True}
+        last_seq, pruned_seq, unread = row[:3] if row is not None else (0, 0, 0)
     reason = None
     if invalid:
         reason = "invalid_cursor"
@@ -189,8 +206,11 @@ class StreamLife:
         probe: ConnectionProbe | None = None,
         linger: float = 0.0,
         request_thread: bool = True,
+        claim: Claim | None = None,
     ) -> None:
         self.user_id = user_id
+        #: ``asgi.StreamRoute``: the session's claim, checked against the user once registered.
+        self.claim = claim
         #: Served through Django's handler, which keeps a thread (and maybe a database
         #: connection) for the request: released on connect. ``asgi.StreamRoute`` has none.
         self.request_thread = request_thread
@@ -220,11 +240,29 @@ class StreamLife:
         self._horizon = 0
         #: True once the server ended the response (its client may not have read it all).
         self._server_ended = False
+        #: True once connected: registered, signed in, the first chunk built.
+        self._opened = False
 
-    async def body(self) -> AsyncIterator[bytes]:
-        """The response body. Chunks are dropped once yielded (an idle stream holds none)."""
+    async def open(self) -> bytes | None:
+        """Connect before anything is sent (``asgi.StreamRoute``): the first chunk, or
+        None if this stream is not served (it left the hub; the view answers the
+        request instead: signed out, refused, over a cap, stopping, database down).
+        Then send ``body(first)``."""
         try:
             chunk = await self._connect()
+        except BaseException:
+            self.close()
+            raise
+        if chunk is None or not self._opened:
+            self.close()
+            return None
+        return chunk
+
+    async def body(self, first: bytes | None = None) -> AsyncIterator[bytes]:
+        """The response body (after ``open()``: give its chunk as ``first``).
+        Chunks are dropped once yielded (an idle stream holds none)."""
+        try:
+            chunk = first if first is not None else await self._connect()
             while chunk is not None:
                 big = len(chunk) > SMALL_CHUNK
                 yield chunk
@@ -281,7 +319,7 @@ class StreamLife:
         self._budget = float("inf") if max_bytes is None else int(max_bytes)
         try:
             replay = min(self._budget, REPLAY_BYTES)
-            state = await db.run(connect_state, self.user_id, cursor, invalid, replay, self.session_key)
+            state = await db.run(connect_state, self.user_id, cursor, invalid, replay, self.session_key, self.claim)
         except DatabaseError as exc:
             db.log_error("stream connect", exc)
             self._end("database")
@@ -294,6 +332,7 @@ class StreamLife:
             self._end("signed_out")
             return None
         self.state = State.REPLAYING
+        self._opened = True
         cursor = state["cursor"]
         head = [ready_frame(cursor, state["unread"], int(app_settings.RETRY_MS))]
         if state["reset"]:
@@ -488,16 +527,17 @@ class StreamLife:
             self._horizon = max(self._horizon, last_seq)  # seqs up to here were deleted
 
 
-def stream_body(
+def stream_life(
     user_id: int,
     ip: str | None,
     raw_cursor: str | None,
     session_key: str | None,
     probe: ConnectionProbe | None = None,
     request_thread: bool = True,
-) -> AsyncIterator[bytes]:
-    """The body of one stream, for the view and for ``asgi.StreamRoute`` (one code path)."""
-    life = StreamLife(
+    claim: Claim | None = None,
+) -> StreamLife:
+    """One stream, for the view and for ``asgi.StreamRoute`` (one code path)."""
+    return StreamLife(
         user_id,
         ip=ip,
         session_key=session_key,
@@ -507,8 +547,20 @@ def stream_body(
         # Twisted's idle timeout: count it that long. Other servers apply backpressure.
         linger=0.0 if probe is not None or not compat.served_by_twisted() else LINGER_WITHOUT_PROBE,
         request_thread=request_thread,
+        claim=claim,
     )
-    return life.body()
+
+
+def stream_body(
+    user_id: int,
+    ip: str | None,
+    raw_cursor: str | None,
+    session_key: str | None,
+    probe: ConnectionProbe | None = None,
+    request_thread: bool = True,
+) -> AsyncIterator[bytes]:
+    """The body of one stream (the view's)."""
+    return stream_life(user_id, ip, raw_cursor, session_key, probe, request_thread).body()
 
 
 def _session_user(request: HttpRequest) -> Any:

@@ -55,7 +55,8 @@ def user(make_user: Callable[..., Any]) -> Any:
 
 @pytest.fixture
 def daphne(tmp_path: Path) -> Iterator[Callable[..., DaphneServer]]:
-    """``daphne(layers=None, overrides=None, constants=None)`` starts a server; all stop at teardown."""
+    """``daphne(layers=None, overrides=None, constants=None, django_settings=None)`` starts a
+    server; all stop at teardown."""
     servers: list[DaphneServer] = []
 
     def start(
@@ -63,9 +64,12 @@ def daphne(tmp_path: Path) -> Iterator[Callable[..., DaphneServer]]:
         overrides: dict[str, Any] | None = None,
         port: int | None = None,
         constants: dict[str, Any] | None = None,
+        django_settings: dict[str, Any] | None = None,
     ) -> DaphneServer:
         server = DaphneServer(
-            subprocess_env(layers, overrides, constants), port or free_port(), tmp_path / f"daphne{len(servers)}.log"
+            subprocess_env(layers, overrides, constants, django_settings),
+            port or free_port(),
+            tmp_path / f"daphne{len(servers)}.log",
         )
         servers.append(server)
         return server.start()

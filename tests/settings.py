@@ -114,3 +114,6 @@ LOGGING = {
     "loggers": {"sse_notify": {"handlers": ["console"], "level": "WARNING"}},
 }
 SILENCED_SYSTEM_CHECKS = ["sse_notify.W001"]
+# Other Django settings of a child process (``support.subprocess_env(django_settings=...)``).
+if os.environ.get("SSE_NOTIFY_TEST_SETTINGS"):
+    globals().update(json.loads(os.environ["SSE_NOTIFY_TEST_SETTINGS"]))

@@ -150,11 +150,13 @@ def subprocess_env(
     layers: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     constants: dict[str, Any] | None = None,
+    django_settings: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Environment for a child process (Daphne, manage.py) on the test database.
 
     ``overrides`` are ``SSE_NOTIFY`` settings; ``constants`` internal constants by
-    dotted path (``{"sse_notify.hub.QUEUE_SIZE": 2}``), applied by tests/apps.py.
+    dotted path (``{"sse_notify.hub.QUEUE_SIZE": 2}``), applied by tests/apps.py;
+    ``django_settings`` other Django settings of the child (``SECRET_KEY``...).
     """
     from django.db import connection
 
@@ -171,6 +173,8 @@ def subprocess_env(
         env["SSE_NOTIFY_TEST_OVERRIDES"] = json.dumps(overrides)
     if constants:
         env["SSE_NOTIFY_TEST_CONSTANTS"] = json.dumps(constants)
+    if django_settings:
+        env["SSE_NOTIFY_TEST_SETTINGS"] = json.dumps(django_settings)
     return env
 
 
