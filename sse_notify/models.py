@@ -524,6 +524,9 @@ class _Columns:
                     values = [prep(v, connection) for v in raw]
                     if not set(map(type, values)).issubset(_JSON_NATIVE):
                         values = [_plain(v) for v in values]
+                if not pg and any(type(v) is str and "\x00" in v for v in values):
+                    # SQLite's json_extract ends text at a NUL; Django's path binds it whole.
+                    return None
             varying.append((f, values))
         if len(encoders) > 1:
             return None
@@ -682,7 +685,11 @@ def _create_chunk(objs: list[Notification], columns: _Columns | None, using: str
                 seqs.append(next_seq[uid])
                 next_seq[uid] += 1
             sql, params = _create_sql_sqlite(connection, columns)
-            cursor.execute(sql, [*params, json.dumps(list(zip(recipients, seqs, *varying, strict=True)))])
+            # ensure_ascii=False: a lone surrogate then fails to bind (UnicodeEncodeError, as
+            # on Django's path) instead of reaching json_extract as "\ud800", which SQLite
+            # would store as bytes that are not UTF-8 (a row nobody could read back).
+            document = json.dumps(list(zip(recipients, seqs, *varying, strict=True)), ensure_ascii=False)
+            cursor.execute(sql, [*params, document])
             pks = {(uid, seq): pk for pk, uid, seq in cursor.fetchall()}
             next_seq = {uid: seq - counts[uid] + 1 for uid, (seq, _) in last.items()}
     next_unread = {uid: unread - loud_counts[uid] for uid, (_, unread) in last.items()}
@@ -886,7 +893,12 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
         self, objs: list[Notification], need: list[Notification], using: str, options: dict[str, Any]
     ) -> None:
         """Allocate the seqs of ``need`` in one statement per chunk, then Django's ``bulk_create``."""
-        preset = {o.recipient_id for o in objs if o.seq}
+        # Rows that bring their own seq (fixtures, copies): the highest per user.
+        highest: dict[int, int] = {}
+        for o in objs:
+            if o.seq:
+                highest[o.recipient_id] = max(highest.get(o.recipient_id, 0), o.seq)
+        preset = set(highest)
         # One seq per notification: a user named twice gets two consecutive seqs,
         # in the order of ``objs``; one allocation for all of them.
         counts = Counter(o.recipient_id for o in need)
@@ -902,9 +914,18 @@ class NotificationQuerySet(models.QuerySet["Notification"]):
                 next_unread[uid] += int(counts_as_unread(obj))
                 obj._unread_after = next_unread[uid]  # type: ignore[attr-defined]
         if preset:
-            # Rows that bring their own seq (fixtures, copies): count them under the lock.
-            with counts_kept(preset, using):
+            # Rows that bring their own seq (fixtures, copies): count them under the lock,
+            # and move each counter past them, so that later sends continue after the
+            # highest seq given instead of running into it (an IntegrityError on every send).
+            Inbox.objects.using(using).bulk_create(
+                [Inbox(user_id=uid) for uid in sorted(highest)], ignore_conflicts=True
+            )
+            with counts_kept(preset, using) as kept:
                 super().bulk_create(objs, **options)
+                for uid in kept.users:
+                    Inbox.objects.using(using).filter(user_id=uid, last_seq__lt=highest[uid]).update(
+                        last_seq=highest[uid]
+                    )
         else:
             super().bulk_create(objs, **options)
 

@@ -214,6 +214,68 @@ def test_a_too_long_title_is_refused_not_cut(make_user: Any) -> None:
 
 
 @pytest.mark.django_db
+def test_text_that_no_database_keeps_whole_is_refused_or_kept_exactly(make_user: Any) -> None:
+    """A lone surrogate fails the call (nothing written), as a single row does; a NUL is
+    kept exactly on SQLite (json_extract would end the text there) and refused by
+    PostgreSQL. Rows differ, so the text travels in the JSON document. (Outside attack:
+    SQLite stored the surrogate as bytes that are not UTF-8, and that user's stream,
+    list and admin pages failed on reading the row; a NUL cut the title short.)"""
+    alice, bob = make_user("alice"), make_user("bob")
+    refused = (UnicodeEncodeError, DataError)
+    with pytest.raises(refused), transaction.atomic():
+        Notification.objects.bulk_create(
+            [Notification(recipient=alice, title="a\ud800b"), Notification(recipient=bob, title="other", body="x")]
+        )
+    assert not Notification.objects.exists()
+    rows = [Notification(recipient=alice, title="a\x00b", body="b\x00c"), Notification(recipient=bob, title="other")]
+    if ON_POSTGRES:
+        with pytest.raises(refused), transaction.atomic():
+            Notification.objects.bulk_create(rows)
+        assert not Notification.objects.exists()
+    else:
+        Notification.objects.bulk_create(rows)
+        stored = Notification.objects.get(recipient=alice)
+        assert (stored.title, stored.body) == ("a\x00b", "b\x00c")
+    # What is left is readable, and sends go on with gap-free seqs.
+    Notification.objects.bulk_create([Notification(recipient=alice, title="Zo\u00eb \U0001f600", data={"i": 1})])
+    assert Notification.objects.filter(recipient=alice).order_by("-seq")[0].title == "Zo\u00eb \U0001f600"
+    assert_gap_free([alice.pk] if ON_POSTGRES else [alice.pk, bob.pk])  # bob got nothing on PostgreSQL
+
+
+@pytest.mark.django_db
+def test_a_preset_seq_ahead_of_the_counter_moves_it(make_user: Any) -> None:
+    """A copied row with a seq past the user's counter: later sends continue after it
+    (they ran into it: an IntegrityError on every send to that user, and to anyone sent
+    together with them)."""
+    from sse_notify.api import send_notification
+
+    alice, carol = make_user("alice"), make_user("carol")
+    Notification.objects.bulk_create([Notification(recipient=alice, title="one")])
+    Notification.objects.bulk_create([Notification(recipient=alice, seq=4, title="copied")])
+    Notification.objects.bulk_create([Notification(recipient=carol, seq=2, title="first ever")])  # no inbox yet
+    for i in range(3):
+        send_notification([alice, carol], f"after {i}")
+    assert list(Notification.objects.filter(recipient=alice).order_by("seq").values_list("seq", flat=True)) == [
+        1,
+        4,
+        5,
+        6,
+        7,
+    ]
+    assert list(Notification.objects.filter(recipient=carol).order_by("seq").values_list("seq", flat=True)) == [
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert dict(Inbox.objects.values_list("user_id", "last_seq")) == {alice.pk: 7, carol.pk: 5}
+    assert dict(Inbox.objects.values_list("user_id", "unread")) == {alice.pk: 5, carol.pk: 4}
+    # A preset seq behind the counter leaves it where it is.
+    Notification.objects.bulk_create([Notification(recipient=alice, seq=2, title="older copy")])
+    assert Inbox.objects.get(user=alice).last_seq == 7
+
+
+@pytest.mark.django_db
 def test_a_rolled_back_bulk_create_gives_its_seqs_back(make_user: Any) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     Notification.objects.bulk_create([Notification(recipient=alice, title="kept")])
