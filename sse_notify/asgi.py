@@ -6,7 +6,7 @@ A connect through Django costs a thread hop per middleware, a request and a
 response object and the URL resolver before the view runs; after a deploy,
 every client of a process reconnects at once, so that cost is the time until
 all of them are back (measured in ``bench/``). Here a connect costs two indexed
-queries on the database threads on PostgreSQL (``sse_notify.signin``): the
+queries on the database threads (PostgreSQL, MySQL, SQLite; ``sse_notify.signin``): the
 session row, then, once the stream is registered with the hub, the user, the
 inbox and the session again in one; then the same stream the view serves (``stream.StreamLife``): one
 code path for what is sent.
@@ -22,7 +22,7 @@ Deliberate choices:
 - The session and the user are checked with the rules of
   ``django.contrib.auth.get_user`` (the same backends, ``is_active`` rules and
   session-hash check as the middleware): in plain SQL for the ``db`` and
-  ``cached_db`` session engines on PostgreSQL, through the engine and
+  ``cached_db`` session engines on PostgreSQL, MySQL and SQLite, through the engine and
   ``get_user`` otherwise
   (see ``sse_notify.signin``). Nothing is sent until the user is checked, so a
   connect that is not served goes to the view. The route never writes a

@@ -21,8 +21,8 @@ this way:
 
 - Sessions not in the database (cache, file, signed-cookie engines), another
   database per model (routers), a user model with a filtering default manager
-  or with multi-table inheritance, a database other than PostgreSQL or MySQL
-  (see ``VENDORS``): the session is loaded by its engine and the user by ``get_user``
+  or with multi-table inheritance, a database other than PostgreSQL, MySQL or
+  SQLite (see ``VENDORS``): the session is loaded by its engine and the user by ``get_user``
   (:func:`generic_user`), then the stream's usual re-check after registering.
 - A backend that is not ``ModelBackend`` or overrides its ``get_user``: the same
   generic path.
@@ -50,11 +50,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-#: Database vendors whose SQL the plan below is written for. Not SQLite yet: there the
-#: Daphne process's RSS grew in jumps of up to 2-3 MiB (then fell back) under 1,000
-#: connect/disconnect cycles with this path, not with the generic one
-#: (tests/test_resources_e2e.py); not understood yet, so SQLite keeps ``get_user``.
-VENDORS = ("postgresql", "mysql")
+#: Database vendors whose SQL the plan below is written for.
+VENDORS = ("postgresql", "mysql", "sqlite")
 
 
 @dataclass(frozen=True, slots=True)

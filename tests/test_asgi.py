@@ -16,7 +16,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.test import override_settings
 
 from sse_notify.asgi import StreamRoute
-from tests.support import ON_POSTGRES, postgres_only, session_cookie
+from tests.support import session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -216,7 +216,6 @@ async def leave(comm: ApplicationCommunicator) -> None:
     await comm.wait(timeout=5)
 
 
-@postgres_only  # SQLite keeps get_user for now (signin.VENDORS)
 async def test_a_connect_is_two_queries(fresh_hub, make_user, monkeypatch):
     """The session row before registering; then the user, the inbox and the session again in one."""
     user = await sync_to_async(make_user)()
@@ -364,8 +363,7 @@ async def test_a_custom_user_model_is_read_as_the_orm_reads_it(fresh_hub, change
         recorder, status, comm = await serve(scope(cookie=key))
         if change is None:
             assert status == 200 and recorder.seen == []
-            if ON_POSTGRES:
-                assert len(queries) == 2 and "sse_notify_tests email user" in queries[1], queries
+            assert len(queries) == 2 and "sse_notify_tests email user" in queries[1], queries
             assert fresh_hub.streams_of(user.pk) == 1
             await leave(comm)
         else:
