@@ -98,6 +98,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _repeated(scope: Scope, names: tuple[bytes, ...]) -> bool:
+    """Whether one of ``names`` comes more than once (Django joins repeats with ","; the view decides)."""
+    seen: set[bytes] = set()
+    for key, _value in scope.get("headers", ()):
+        if key in names:
+            if key in seen:
+                return True
+            seen.add(key)
+    return False
+
+
 def _stream_path() -> str | None:
     """The stream's path (without the script prefix), or None if the app's URLs are not included."""
     from django.urls import NoReverseMatch, reverse
@@ -169,17 +180,26 @@ class StreamRoute:
 
         if _header(scope, b"origin") is not None:
             return False  # CORS: the view decides
+        if _repeated(scope, (b"host", b"cookie", b"last-event-id")):
+            return False  # read as Django reads them (joined), by the view
+        if settings.USE_X_FORWARDED_HOST and _header(scope, b"x-forwarded-host") is not None:
+            return False  # the host Django validates is that one
         domain, _port = split_domain_port(_header(scope, b"host") or "")
         if not domain or not validate_host(domain, _allowed_hosts()):
             return False  # Django answers 400 (DisallowedHost)
         cookie = _header(scope, b"cookie")
         session_key = parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME) if cookie else None
-        if not session_key:
+        if not session_key or not session_key.isprintable():
             return False
         try:
             sign_in = await db.run(route_sign_in, session_key)
         except DatabaseError:
             return False  # the view answers 503 and logs it once per interval
+        except Exception as exc:
+            # Not ours to answer (a session cache that is down, session data get_user
+            # cannot read): Django's handler does, with its logging and its 500 page.
+            db.log_error("stream route sign-in", exc)
+            return False
         if sign_in is None:
             return False
         client = scope.get("client")

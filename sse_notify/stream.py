@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.handlers.asgi import ASGIRequest
 from django.db import DatabaseError
@@ -565,7 +566,14 @@ def stream_body(
 
 def _session_user(request: HttpRequest) -> Any:
     from django.contrib.auth import get_user
+    from django.contrib.auth.models import AnonymousUser
 
+    if not request.COOKIES.get(settings.SESSION_COOKIE_NAME, "").isprintable():
+        # No session engine issues such a key; PostgreSQL would refuse the lookup (a NUL),
+        # which must not pass for a database outage ("unavailable" and a warning).
+        user: Any = AnonymousUser()
+        request.user = user
+        return user
     user = get_user(request)
     request.user = user  # what later code in this request reads, without a second query
     return user

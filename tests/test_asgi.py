@@ -85,7 +85,23 @@ async def test_a_signed_in_get_is_served_without_django(fresh_hub, make_user):
 
 @pytest.mark.parametrize(
     "case",
-    ["anonymous", "post", "other path", "origin", "bad host", "unknown session", "password changed", "inactive"],
+    [
+        "anonymous",
+        "post",
+        "other path",
+        "origin",
+        "bad host",
+        "unknown session",
+        "password changed",
+        "inactive",
+        # Found by an outside attack: the route read the first of repeated headers, where
+        # Django joins them (a second cookie or host the view would refuse).
+        "second cookie header",
+        "second host header",
+        "forwarded host",
+        "control character in the key",
+        "session data get_user cannot read",
+    ],
 )
 async def test_everything_else_goes_to_django(fresh_hub, make_user, case):
     recorder = Recorder()
@@ -112,7 +128,25 @@ async def test_everything_else_goes_to_django(fresh_hub, make_user, case):
         await sync_to_async(change)()
     elif case == "inactive":
         await sync_to_async(type(user).objects.filter(pk=user.pk).update)(is_active=False)
-    with override_settings(ALLOWED_HOSTS=["testserver"]):
+    elif case == "second cookie header":
+        sc["headers"].append((b"cookie", b"sessionid=" + b"0" * 32))
+    elif case == "second host header":
+        sc["headers"].append((b"host", b"evil.example"))
+    elif case == "forwarded host":
+        sc["headers"].append((b"x-forwarded-host", b"evil.example"))
+    elif case == "control character in the key":
+        sc = scope(cookie=cookie[:10] + "\x01" + cookie[11:])
+    elif case == "session data get_user cannot read":
+        from django.contrib.sessions.backends.db import SessionStore
+
+        def odd() -> None:
+            store = SessionStore(cookie)
+            store["_auth_user_id"] = [user.pk]  # not an id: a session cache or engine could raise anything
+            store.save()
+
+        await sync_to_async(odd)()
+    settings_for_case = {"USE_X_FORWARDED_HOST": True} if case == "forwarded host" else {}
+    with override_settings(ALLOWED_HOSTS=["testserver"], **settings_for_case):
         _comm, start_msg = await start(StreamRoute(recorder), sc)
     assert start_msg["status"] == 418, case
     assert recorder.seen == [sc["path"]]

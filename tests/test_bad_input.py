@@ -81,6 +81,16 @@ async def test_empty_cursor_is_a_fresh_start_without_reset(fresh_hub, make_user)
         await s.disconnect()
 
 
+async def test_a_session_key_with_a_nul_is_signed_out_not_a_database_outage(fresh_hub, caplog):
+    """Django unquotes ``"...\\000..."`` in a cookie to a NUL, which PostgreSQL refuses in a
+    query: the stream said "unavailable" (come back later) and logged a database failure,
+    so any anonymous client could fake an outage (found by an outside attack)."""
+    s = await AsgiStream(http_scope(headers=[(b"cookie", b'sessionid="abcdefgh\\000xyz"')])).start()
+    await s.chunk()
+    assert (s.status, b"not_authenticated" in s.raw) == (403, True), s.raw
+    assert "failed" not in caplog.text
+
+
 async def test_another_users_cursor_never_shows_their_data(fresh_hub, make_user):
     alice = await sync_to_async(make_user)("alice")
     bob = await sync_to_async(make_user)("bob")
