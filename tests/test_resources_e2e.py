@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from pathlib import Path
 
@@ -109,16 +110,20 @@ async def test_1000_connect_disconnect_cycles_leave_the_process_as_it_was(daphne
     # peak is a reaper second's worth of ended connections, so at least a few seconds of cycles).
     await cycles(2000)
     before = await settled(proc_stats(server.proc.pid))
-    await cycles(1000)
-    middle = await settled(before)
-    await cycles(1000)
-    after = await settled(before)
+    readings = [before]
+    for _ in range(3):
+        await cycles(1000)
+        readings.append(await settled(before))
+    after = readings[-1]
     assert after["fds"] <= before["fds"], (before, after)
     assert after["threads"] <= before["threads"], (before, after)
-    # A leak grows with every cycle; steady state stops growing. Allow allocator noise.
-    growth = (middle["rss_kib"] - before["rss_kib"], after["rss_kib"] - middle["rss_kib"])
+    # A leak grows with every cycle, in every window; steady state stops growing. The
+    # allocator can still step up once by 1-2 MiB on a loaded machine (a faster window
+    # than the warm-up), so a leak is growth in each of the last two windows: at
+    # 2 KiB a cycle or more, both cross the bound.
+    growth = [b["rss_kib"] - a["rss_kib"] for a, b in itertools.pairwise(readings)]
     print("rss growth per 1000 cycles (KiB):", growth)
-    assert growth[1] < 2048, (before, middle, after)
+    assert min(growth[1:]) < 2048, readings
     # The stream still works after the churn (nothing left subscribed in a broken state).
     reader, writer = await open_raw_stream(server.port, cookie)
     await sync_to_async(send_notification)(user, "after churn")
