@@ -11,10 +11,18 @@ class SseNotifyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import post_save
+
         from . import checks as sse_checks
         from .categories import check_categories
         from .email_messages import check_email
-        from .receivers import end_streams_on_logout, handle_notify, reset_cached_state
+        from .receivers import (
+            end_streams_on_credentials_change,
+            end_streams_on_logout,
+            handle_notify,
+            reset_cached_state,
+        )
         from .signals import notify
 
         checks.register(sse_checks.check_settings)
@@ -26,6 +34,11 @@ class SseNotifyConfig(AppConfig):
         notify.connect(handle_notify, dispatch_uid="sse_notify.notify")
         setting_changed.connect(reset_cached_state, dispatch_uid="sse_notify.reset_cached_state")
         user_logged_out.connect(end_streams_on_logout, dispatch_uid="sse_notify.end_streams_on_logout")
+        post_save.connect(
+            end_streams_on_credentials_change,
+            sender=get_user_model(),
+            dispatch_uid="sse_notify.end_streams_on_credentials_change",
+        )
         if apps.is_installed("django.contrib.admin"):
             # Again here: a project's own admin.py may have re-registered User after ours ran.
             from .admin import add_user_action

@@ -118,6 +118,55 @@ async def test_session_ended_without_sign_out_ends_the_stream(fresh_hub, make_us
     assert fresh_hub.count == 0
 
 
+@pytest.mark.parametrize("change", ["password", "deactivated"])
+async def test_a_password_change_or_deactivation_ends_streams_before_the_next_send(
+    fresh_hub, make_user, settings, change
+):
+    """Found by an outside attack: with the periodic check the only way to notice, a
+    notification sent right after the change still reached the session's open streams
+    (live, through the layer). Now the save itself ends them, in order before that send."""
+    settings.SSE_NOTIFY = {"POLL_INTERVAL": 30.0, "HEARTBEAT": 15.0}
+    alice = await sync_to_async(make_user)()
+    key = await sync_to_async(session_cookie)(alice)
+    # The periodic check cannot be what ends it here.
+    with override_constants({"sse_notify.hub.SESSION_CHECK_INTERVAL": 3600.0}):
+        life, body = await open_life(alice, key)
+
+        @sync_to_async
+        def change_then_send() -> None:
+            if change == "password":
+                alice.set_password("new secret")
+                alice.save()
+            else:
+                alice.is_active = False
+                alice.save()
+            send_notification(alice, "after the change")
+
+        await change_then_send()
+        rest = b""
+        with pytest.raises(StopAsyncIteration):
+            while True:
+                rest += await asyncio.wait_for(body.__anext__(), 10)
+        assert life.end_reason == "signed_out"
+        assert b"after the change" not in rest
+    # Saving other fields (a login's last_login) ends nothing.
+    bob = await sync_to_async(make_user)()
+    bob_key = await sync_to_async(session_cookie)(bob)
+    _, bob_body = await open_life(bob, bob_key)
+
+    @sync_to_async
+    def touch_then_send() -> None:
+        bob.first_name = "Bob"
+        bob.save()
+        bob.save(update_fields=["last_login"])
+        send_notification(bob, "still here")
+
+    await touch_then_send()
+    chunk = await asyncio.wait_for(bob_body.__anext__(), 5)
+    assert b"still here" in chunk
+    await bob_body.aclose()
+
+
 async def test_a_connect_that_checked_before_sign_out_and_registers_after_ends(fresh_hub, user):
     """The hub heard the sign-out before this stream registered: it ends at once."""
     from sse_notify.protocol import SignOut
