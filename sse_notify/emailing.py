@@ -53,7 +53,7 @@ from django.utils import timezone
 
 from .conf import app_settings
 from .email_messages import Composer, address_of
-from .models import EmailState, Notification, chunked
+from .models import EMAIL_QUEUED, EmailState, Notification, chunked
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ STALE_CLAIM = timedelta(hours=1)
 #: ``EMAIL_TIMEOUT``: past it the pass gives the batch back to the queue.
 SMTP_TIMEOUT = 30.0
 
-MODES = (EmailState.IMMEDIATE, EmailState.HOURLY, EmailState.DAILY)
+MODES = EMAIL_QUEUED
 
 
 @dataclass
@@ -153,7 +153,10 @@ def _sort(due: datetime, using: str, batch_size: int) -> int:
         # Elsewhere each UPDATE below is atomic on its own and conditional on "pending".
         with transaction.atomic(using=using) if locking else nullcontext():
             batch = pending.select_for_update(skip_locked=True) if locking else pending
-            found = list(batch.order_by("pk").values_list("pk", "recipient_id", "category", "read_at")[:batch_size])
+            # In the order of the "pending" index, so a batch is read off its front (no sort).
+            found = list(
+                batch.order_by("created_at", "pk").values_list("pk", "recipient_id", "category", "read_at")[:batch_size]
+            )
             if not found:
                 return skipped
             by_category: dict[str, list[tuple[int, int, Any]]] = {}
