@@ -20,7 +20,10 @@
 its mode, and nothing ever moves a ``claimed`` row back into a mode except the one
 case where no mail was handed over at all (the mail server could not be reached
 when the batch's connection opened). A crash between claim and "sent" therefore
-leaves rows ``claimed``: that email may be lost, never doubled. Such rows are
+leaves rows ``claimed``: that email may be lost, never doubled. A message the server
+answers with a temporary (4xx) refusal was not taken: its rows go back to their mode
+too. A server that closes the connection mid-batch costs at most the message in
+flight (``failed``); the rest of the batch goes over a new connection. Such rows are
 counted as ``stale`` after ``STALE_CLAIM`` and logged, so an operator can see them.
 (Exactly once across SMTP is impossible without the receiver's help; the one
 ambiguity left is a server that accepts the message and then drops the connection
@@ -38,6 +41,7 @@ joined), one preference lookup per category present, and at most three updates.
 from __future__ import annotations
 
 import logging
+import smtplib
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
@@ -48,6 +52,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import get_connection
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import connections, router, transaction
 from django.utils import timezone
 
@@ -76,7 +81,7 @@ class PassReport:
     emailed: int = 0  # notifications in them
     skipped: int = 0  # read in time, email off, no address
     failed: int = 0  # in messages the backend refused (not retried)
-    deferred: int = 0  # claimed, but the mail server was unreachable: back in the queue
+    deferred: int = 0  # claimed, but the mail server was unreachable or said "try later": back in the queue
     stale: int = 0  # claimed long ago by a runner that never finished
 
     def __str__(self) -> str:
@@ -257,6 +262,23 @@ def _connection() -> Any:
     return get_connection()
 
 
+def _connected(connection: Any) -> bool:
+    """False once Django's SMTP backend has lost its server (smtplib drops the socket when the
+    server closes the connection or a reply fails); other backends are always connected."""
+    if not isinstance(connection, SMTPBackend):
+        return True
+    smtp = connection.connection
+    return smtp is not None and smtp.sock is not None
+
+
+def _try_later(exc: Exception) -> bool:
+    """Whether the server refused ``exc``'s message with a temporary (4xx) reply: it did not take it."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(400 <= code < 500 for code in codes)
+    return isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 500
+
+
 def _send(mode: str, token: str, rows: list[Notification], composer: Composer, using: str, report: PassReport) -> None:
     objects = Notification.objects.using(using)
     mine = objects.filter(email_state=EmailState.CLAIMED, email_claim=token)
@@ -269,22 +291,41 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
         report.deferred += mine.update(email_state=mode, email_claim="", emailed_at=None)
         return
     failed: list[int] = []
+    later: list[int] = []  # not taken, certainly: back in the queue for the next pass
     try:
         for user, items in _messages(mode, rows):
             pks = [n.pk for n in items]
+            if not _connected(connection):
+                # The server closed the connection (after a message, or at a failure):
+                # the rest of the batch goes over a new one, or waits for the next pass.
+                connection.close()
+                try:
+                    connection.open()
+                except Exception:
+                    logger.exception("The mail server went away; notification(s) %s stay queued.", pks)
+                    later.extend(pks)
+                    continue
             try:
                 message = composer.message(user, items, mode)
                 message.connection = connection
                 if not message.send():
                     raise RuntimeError("the email backend accepted no message")
-            except Exception:
-                # Not retried: the server may have taken it (see the module docstring).
-                logger.exception("Emailing notification(s) %s to user %s failed.", pks, user.pk)
-                failed.extend(pks)
+            except Exception as exc:
+                if _try_later(exc):
+                    # The server said "not now" (a 4xx reply: rate limit, greylisting): it
+                    # did not take the message, so it goes again next pass.
+                    logger.warning("The mail server deferred notification(s) %s to user %s: %s", pks, user.pk, exc)
+                    later.extend(pks)
+                else:
+                    # Not retried: the server may have taken it (see the module docstring).
+                    logger.exception("Emailing notification(s) %s to user %s failed.", pks, user.pk)
+                    failed.extend(pks)
             else:
                 report.emails += 1
     finally:
         connection.close()
     for chunk in chunked(failed):
         report.failed += mine.filter(pk__in=chunk).update(email_state=EmailState.FAILED)
+    for chunk in chunked(later):
+        report.deferred += mine.filter(pk__in=chunk).update(email_state=mode, email_claim="", emailed_at=None)
     report.emailed += mine.update(email_state=EmailState.SENT, emailed_at=timezone.now())

@@ -1,9 +1,12 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps what it receives.
 
 Email tests send through Django's SMTP backend (or a child process does) to this
-server, then read the parsed messages. Two fault knobs:
+server, then read the parsed messages. Fault knobs:
 
 - ``refuse``: recipient addresses answered ``550`` at RCPT (a refused message);
+- ``defer``: recipient addresses answered ``451`` at RCPT ("try again later": not taken);
+- ``close_after = n``: the server closes the connection once, right after accepting
+  its n-th message (as servers do at a per-connection limit);
 - ``hold_after = n``: the (n+1)-th message is *recorded* (the server has it) and then
   its final reply is withheld until ``release`` is set: the sender is left waiting
   exactly where a crash makes "was it delivered?" unknowable.
@@ -55,6 +58,8 @@ class SmtpSink:
         self.port = port
         self.received: list[Received] = []
         self.refuse: set[str] = set()
+        self.defer: set[str] = set()
+        self.close_after: int | None = None
         self.hold_after: int | None = None
         self.release = threading.Event()
         self.held = threading.Event()
@@ -74,6 +79,8 @@ class SmtpSink:
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         if address in self.refuse:
             return "550 5.1.1 No such user here"
+        if address in self.defer:
+            return "451 4.7.1 Rate limited, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -84,6 +91,9 @@ class SmtpSink:
             self.received.append(Received(list(envelope.rcpt_tos), message))
             hold = self.hold_after is not None and len(self.received) > self.hold_after
             self._cond.notify_all()
+        if self.close_after is not None and len(self.received) == self.close_after:
+            self.close_after = None
+            asyncio.get_running_loop().call_soon(server.transport.close)  # once this reply is written
         if hold:
             self.held.set()
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait)

@@ -215,7 +215,7 @@ def test_the_command_exits_non_zero_while_the_mail_server_is_unreachable(
     alice = make_user("alice", email="alice@example.test")
     send_notification(alice, "Waiting for the server", category="comments")
     settings.EMAIL_PORT = free_port()  # nothing listens there
-    with pytest.raises(CommandError, match="could not be reached: 1 notification"):
+    with pytest.raises(CommandError, match="could not be reached or said to try later: 1 notification"):
         call_command("sse_notify_email", stdout=StringIO())
     assert states() == Counter({"immediate": 1})
     settings.EMAIL_PORT = smtp_sink.port
@@ -268,6 +268,48 @@ def test_refused_message_fails_alone_and_is_not_retried(
     assert Notification.objects.get(recipient=bob).email_state == EmailState.FAILED
     assert run_pass(now=timezone.now() + timedelta(days=1)).emails == 0
     assert len(smtp_sink.received) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_try_later_reply_keeps_that_email_queued_and_the_command_says_so(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    """A 4xx reply (rate limit, greylisting) means the server did not take the message: it goes
+    again next pass, and the single pass exits 1 so cron sees it; it was failed for good."""
+    from django.core.management import CommandError, call_command
+
+    make_user("alice", email="alice@example.test")
+    bob = make_user("bob", email="bob@example.test")
+    make_user("carol", email="carol@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.defer = {"bob@example.test"}
+    with pytest.raises(CommandError, match="try later: 1 notification"):
+        call_command("sse_notify_email", stdout=StringIO())
+    assert sorted(r.to[0] for r in smtp_sink.received) == ["alice@example.test", "carol@example.test"]
+    assert Notification.objects.get(recipient=bob).email_state == EmailState.IMMEDIATE
+    smtp_sink.defer = set()
+    report = run_pass()
+    assert (report.emails, report.deferred, report.failed) == (1, 0, 0)
+    assert [r.to[0] for r in smtp_sink.wait_for(3)[2:]] == ["bob@example.test"]
+    assert states() == Counter({"sent": 3})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_that_closes_the_connection_mid_batch_gets_the_rest_on_a_new_one(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    """The server hangs up after the first message. The next message meets the closed
+    connection (whether the server took it is unknowable: failed, at most once); the rest go
+    over a new connection. They were all failed without being offered."""
+    for name in ("a", "b", "c", "d", "e"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.close_after = 1
+    report = run_pass()
+    assert report.emails == 4 and report.failed <= 1 and report.emails + report.failed + report.deferred == 5
+    delivered = sorted(r.to[0] for r in smtp_sink.wait_for(4))
+    assert len(delivered) == len(set(delivered)) == 4
+    assert states()["sent"] == 4 and states()["failed"] == report.failed
 
 
 @pytest.mark.django_db(transaction=True)

@@ -79,5 +79,6 @@ class Command(BaseCommand):
             # Nothing is lost (the rows are back in the queue), but cron and systemd
             # only notice a mail outage through the exit status.
             raise CommandError(
-                f"The mail server could not be reached: {report.deferred} notification(s) stay queued for the next pass."
+                f"The mail server could not be reached or said to try later: {report.deferred} notification(s) stay "
+                "queued for the next pass."
             )
