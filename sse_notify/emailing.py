@@ -182,12 +182,20 @@ def _sort(due: datetime, using: str, batch_size: int) -> int:
 
 
 def _user_batches(mode: str, due: datetime, using: str, batch_size: int) -> Iterator[list[int]]:
-    """Users with rows of ``mode`` due, in id order, ``batch_size`` at a time (keyset paging)."""
+    """Users with rows of ``mode`` due, in id order, ``batch_size`` at a time (keyset paging).
+
+    A user who still has a ``pending`` row that is due is left out: another runner holds
+    it (its sort skipped the lock) and will give it a mode and then claim this user's rows
+    itself. Claimed here too, the user would get two digests (or two emails) for one
+    period, each with part of the items.
+    """
+    objects = Notification.objects.using(using)
+    being_sorted = objects.filter(email_state=EmailState.PENDING, created_at__lte=due).values("recipient_id")
     after = 0
     while True:
         users = list(
-            Notification.objects.using(using)
-            .filter(email_state=mode, created_at__lte=due, read_at__isnull=True, recipient_id__gt=after)
+            objects.filter(email_state=mode, created_at__lte=due, read_at__isnull=True, recipient_id__gt=after)
+            .exclude(recipient_id__in=being_sorted)
             .order_by("recipient_id")
             .values_list("recipient_id", flat=True)
             .distinct()[:batch_size]

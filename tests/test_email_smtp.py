@@ -421,3 +421,48 @@ def test_postgres_rows_locked_elsewhere_are_skipped_not_waited_for(make_user: An
         holder.join(60)
     assert run_pass().emails == 1
     assert sorted(r.to[0] for r in smtp_sink.wait_for(2)) == ["alice@example.test", "bob@example.test"]
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_postgres_one_digest_even_when_another_runner_is_still_sorting_that_users_rows(
+    make_user: Any, smtp_sink: SmtpSink
+) -> None:
+    """Another runner holds one of alice's due rows while it sorts it: this pass leaves alice
+    alone (the holder sends her digest) instead of sending half of it now and half later."""
+    alice = make_user("alice", email="alice@example.test")
+    bob = make_user("bob", email="bob@example.test")
+    send_notification([alice, bob], "First", category="activity")
+    send_notification(alice, "Second", category="activity")
+    last_hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1, minutes=-5)
+    Notification.objects.update(created_at=last_hour)
+    # "First" was sorted into the hourly digest by an earlier pass; "Second" is still pending.
+    Notification.objects.filter(title="First").update(email_state=EmailState.HOURLY)
+    locked, release = threading.Event(), threading.Event()
+
+    def sorting_elsewhere() -> None:
+        try:
+            with transaction.atomic():
+                list(Notification.objects.filter(title="Second").select_for_update())
+                locked.set()
+                release.wait(120)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=sorting_elsewhere)
+    holder.start()
+    try:
+        assert locked.wait(60)
+        reports: list[Any] = []
+        passer = threading.Thread(target=lambda: (reports.append(run_pass()), connection.close()))
+        passer.start()
+        passer.join(120)
+        assert reports and reports[0].emails == 1
+        assert [r.to for r in smtp_sink.received] == [["bob@example.test"]]  # not alice's half digest
+    finally:
+        release.set()
+        holder.join(60)
+    assert run_pass().emails == 1
+    received = smtp_sink.wait_for(2)
+    assert [r.to for r in received] == [["bob@example.test"], ["alice@example.test"]]
+    assert sorted(titles(received[1:])) == ["First", "Second"]  # one digest with both

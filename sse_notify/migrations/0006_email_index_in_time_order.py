@@ -7,9 +7,16 @@ of the send on PostgreSQL). Now pending rows are indexed by (created, id), where
 send's rows go at the end, and only rows the pass gave a mode (immediate, hourly,
 daily: the few whose recipient wants email) are indexed per recipient.
 
-The new indexes are built before the old one is dropped. On a large table,
-consider building them with ``CREATE INDEX CONCURRENTLY`` by hand first (same names
-and definitions) and faking this migration.
+The new indexes are built before the old one is dropped. On a large PostgreSQL table,
+do all three steps by hand without blocking writes, then fake this migration
+(``migrate sse_notify 0006 --fake``)::
+
+    CREATE INDEX CONCURRENTLY "sse_notify_email_pending" ON "sse_notify_notification"
+        ("created_at", "id") WHERE "email_state" = 'pending';
+    CREATE INDEX CONCURRENTLY "sse_notify_email_due" ON "sse_notify_notification"
+        ("email_state", "recipient_id", "created_at")
+        WHERE "email_state" IN ('immediate', 'hourly', 'daily');
+    DROP INDEX CONCURRENTLY "sse_notify_email_waiting";
 """
 
 from django.conf import settings
