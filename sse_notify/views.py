@@ -236,6 +236,12 @@ def mark_all_read(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"marked": marked, "unread": 0})
 
 
+def api_not_found(request: HttpRequest) -> HttpResponse:
+    """A URL under ``api/`` that names no endpoint: the JSON 404 the endpoints give (not the
+    site's HTML page), so a client that built a bad URL can read what went wrong."""
+    return JsonResponse({"error": "not_found", "detail": _("No such page.")}, status=404)
+
+
 def _back(request: HttpRequest, default: str) -> HttpResponse:
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):

@@ -237,3 +237,23 @@ def test_inbox_json_post_for_someone_elses_id_is_a_json_404(user: Any, bob: Any)
     assert response.status_code == 404
     assert response.json() == {"error": "not_found", "detail": "No such notification."}
     assert Notification.objects.get(pk=theirs.pk).read_at is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "api/notifications/-1/read/"),
+        ("post", "api/notifications/abc/unread/"),
+        ("post", "api/notifications/1/reed/"),
+        ("get", "api/no-such-endpoint/"),
+    ],
+)
+def test_a_url_under_api_that_names_no_endpoint_is_a_json_404(
+    alice_client: Client, user: Any, method: str, path: str
+) -> None:
+    (n,) = send_notification(user, "Still unread")
+    response = getattr(alice_client, method)(INBOX + path)
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "detail": "No such page."}
+    n.refresh_from_db()
+    assert n.read_at is None
