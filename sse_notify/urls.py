@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import path
 
 from . import preference_views, stream, unsubscribe, views
 from .cors import allow_preflight
@@ -23,5 +23,5 @@ urlpatterns = [
     path("api/read-all/", allow_preflight("POST")(views.mark_all_read), name="mark_all_read"),
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
     # Anything else under api/ (an id that is not a number, a typo): JSON, as every endpoint answers.
-    re_path(r"^api/", views.api_not_found, name="api_not_found"),
+    path("api/<path:anything>", views.api_not_found, name="api_not_found"),
 ]

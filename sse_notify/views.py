@@ -236,7 +236,7 @@ def mark_all_read(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"marked": marked, "unread": 0})
 
 
-def api_not_found(request: HttpRequest) -> HttpResponse:
+def api_not_found(request: HttpRequest, anything: str) -> HttpResponse:
     """A URL under ``api/`` that names no endpoint: the JSON 404 the endpoints give (not the
     site's HTML page), so a client that built a bad URL can read what went wrong."""
     return JsonResponse({"error": "not_found", "detail": _("No such page.")}, status=404)
