@@ -11,8 +11,10 @@
    batch's due, unread rows from ``<mode>`` to ``claimed`` with this claim's token.
    On PostgreSQL its row set is ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent
    runners (and a user marking a row read at that instant) never wait on each
-   other; on every database the ``email_state = <mode>`` condition makes a row
-   claimable once. The claim commits before any mail is sent.
+   other; a user with a due row held elsewhere (or still ``pending``, being sorted
+   by another runner) is left for later whole, so a digest is never split. On every
+   database the ``email_state = <mode>`` condition makes a row claimable once. The
+   claim commits before any mail is sent.
 3. **Send** through Django's configured email backend (one connection per batch),
    then mark the claim's rows ``sent`` (or a message's rows ``failed``).
 
@@ -22,8 +24,11 @@ case where no mail was handed over at all (the mail server could not be reached
 when the batch's connection opened). A crash between claim and "sent" therefore
 leaves rows ``claimed``: that email may be lost, never doubled. A message the server
 answers with a temporary (4xx) refusal was not taken: its rows go back to their mode
-too. A server that closes the connection mid-batch costs at most the message in
-flight (``failed``); the rest of the batch goes over a new connection. Such rows are
+too (and its SMTP transaction is ended, so the next message starts clean). A server
+that hangs up between messages is noticed before the next one, which goes over a new
+connection; one that breaks the connection while a message is under way costs that
+message (``failed``: whether it was taken cannot be known). If the server cannot be
+reached again, the rest of the batch goes back to the queue at once. Such rows are
 counted as ``stale`` after ``STALE_CLAIM`` and logged, so an operator can see them.
 (Exactly once across SMTP is impossible without the receiver's help; the one
 ambiguity left is a server that accepts the message and then drops the connection
@@ -41,6 +46,7 @@ joined), one preference lookup per category present, and at most three updates.
 from __future__ import annotations
 
 import logging
+import select
 import smtplib
 import uuid
 from collections.abc import Iterator, Sequence
@@ -220,10 +226,12 @@ def _claim(
         recipient_id__in=users, email_state=mode, created_at__lte=due, read_at__isnull=True
     ).order_by()
     if _skip_locked(using):
-        # Rows another runner (or a mark-read) holds are skipped, not waited for.
-        candidates = objects.filter(
-            pk__in=candidates.select_for_update(skip_locked=True).values("pk"), email_state=mode
-        ).order_by()
+        # Rows another runner (or a mark-read, or any other transaction) holds are skipped,
+        # not waited for; and so is the rest of that user's due rows of this mode, so the
+        # user gets one email (one digest) with all of them later, not one now and one then.
+        free = candidates.select_for_update(skip_locked=True).values("pk")
+        held_elsewhere = candidates.exclude(pk__in=free).values("recipient_id")
+        candidates = objects.filter(pk__in=free, email_state=mode).exclude(recipient_id__in=held_elsewhere).order_by()
     with transaction.atomic(using=using):
         # On SQLite this UPDATE is the transaction's first statement: it takes the write
         # lock before anything is read, so two runners serialise instead of deadlocking.
@@ -271,12 +279,38 @@ def _connection() -> Any:
 
 
 def _connected(connection: Any) -> bool:
-    """False once Django's SMTP backend has lost its server (smtplib drops the socket when the
-    server closes the connection or a reply fails); other backends are always connected."""
+    """Whether Django's SMTP backend still has its server (other backends: always).
+
+    False when smtplib dropped the socket (a failed reply), and when the server has
+    something to say while it is our turn to speak: that is a server hanging up
+    between messages (a per-connection message limit, an idle timeout), usually with
+    a 421 before it closes. Found here, the next message goes over a new connection
+    instead of meeting the closed one (which would leave its fate unknown: failed).
+    """
     if not isinstance(connection, SMTPBackend):
         return True
     smtp = connection.connection
-    return smtp is not None and smtp.sock is not None
+    sock = None if smtp is None else smtp.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+def _end_transaction(connection: Any) -> None:
+    """After a failed message: end its SMTP transaction (smtplib leaves it open when the server
+    refuses the DATA command, and the next MAIL would then be refused as nested); a
+    connection that cannot even do that is closed, to be reopened for the next message."""
+    smtp = getattr(connection, "connection", None) if isinstance(connection, SMTPBackend) else None
+    if smtp is None or smtp.sock is None:
+        return
+    try:
+        smtp.rset()
+    except Exception:
+        connection.close()
 
 
 def _try_later(exc: Exception) -> bool:
@@ -300,19 +334,24 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
         return
     failed: list[int] = []
     later: list[int] = []  # not taken, certainly: back in the queue for the next pass
+    gone = False  # the server went away and could not be reached again
     try:
         for user, items in _messages(mode, rows):
             pks = [n.pk for n in items]
-            if not _connected(connection):
-                # The server closed the connection (after a message, or at a failure):
+            if not gone and not _connected(connection):
+                # The server closed the connection (between messages, or at a failure):
                 # the rest of the batch goes over a new one, or waits for the next pass.
                 connection.close()
                 try:
                     connection.open()
                 except Exception:
-                    logger.exception("The mail server went away; notification(s) %s stay queued.", pks)
-                    later.extend(pks)
-                    continue
+                    # Once: a server that accepts and never answers would otherwise cost
+                    # a full timeout for every message left in the batch.
+                    logger.exception("The mail server went away; the rest of the batch stays queued.")
+                    gone = True
+            if gone:
+                later.extend(pks)
+                continue
             try:
                 message = composer.message(user, items, mode)
                 message.connection = connection
@@ -328,6 +367,7 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
                     # Not retried: the server may have taken it (see the module docstring).
                     logger.exception("Emailing notification(s) %s to user %s failed.", pks, user.pk)
                     failed.extend(pks)
+                _end_transaction(connection)
             else:
                 report.emails += 1
     finally:

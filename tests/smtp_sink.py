@@ -5,8 +5,11 @@ server, then read the parsed messages. Fault knobs:
 
 - ``refuse``: recipient addresses answered ``550`` at RCPT (a refused message);
 - ``defer``: recipient addresses answered ``451`` at RCPT ("try again later": not taken);
-- ``close_after = n``: the server closes the connection once, right after accepting
-  its n-th message (as servers do at a per-connection limit);
+- ``defer_data``: recipient addresses whose DATA command is answered ``451``, leaving the
+  transaction open (as Postfix's and Exim's DATA restrictions do);
+- ``hang_up_after = n``: once it has accepted n messages, the server answers the next
+  MAIL on that connection ``421`` and closes it (as Postfix and Exim do at a
+  per-connection message limit);
 - ``hold_after = n``: the (n+1)-th message is *recorded* (the server has it) and then
   its final reply is withheld until ``release`` is set: the sender is left waiting
   exactly where a crash makes "was it delivered?" unknowable.
@@ -23,6 +26,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, syntax
 
 
 @dataclass
@@ -59,12 +63,14 @@ class SmtpSink:
         self.received: list[Received] = []
         self.refuse: set[str] = set()
         self.defer: set[str] = set()
-        self.close_after: int | None = None
+        self.defer_data: set[str] = set()
+        self.hang_up_after: int | None = None
+        self._hanging_up: Any = None  # the session whose next MAIL gets 421
         self.hold_after: int | None = None
         self.release = threading.Event()
         self.held = threading.Event()
         self._cond = threading.Condition()
-        self._controller = Controller(self, hostname="127.0.0.1", port=port)
+        self._controller = _Controller(self, hostname="127.0.0.1", port=port)
 
     def start(self) -> SmtpSink:
         self._controller.start()
@@ -75,6 +81,15 @@ class SmtpSink:
         self._controller.stop()
 
     # aiosmtpd handler hooks -------------------------------------------------------------
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any) -> str:
+        if session is self._hanging_up:
+            self._hanging_up = None
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.7.0 Too many messages on this connection, closing"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         if address in self.refuse:
@@ -91,9 +106,8 @@ class SmtpSink:
             self.received.append(Received(list(envelope.rcpt_tos), message))
             hold = self.hold_after is not None and len(self.received) > self.hold_after
             self._cond.notify_all()
-        if self.close_after is not None and len(self.received) == self.close_after:
-            self.close_after = None
-            asyncio.get_running_loop().call_soon(server.transport.close)  # once this reply is written
+        if self.hang_up_after is not None and len(self.received) == self.hang_up_after:
+            self.hang_up_after, self._hanging_up = None, session
         if hold:
             self.held.set()
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait)
@@ -111,3 +125,18 @@ class SmtpSink:
     def to(self, address: str) -> list[Received]:
         with self._cond:
             return [r for r in self.received if address in r.to]
+
+
+class _SinkSMTP(SMTP):
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        sink = self.event_handler
+        if self.envelope is not None and set(self.envelope.rcpt_tos) & sink.defer_data:
+            await self.push("451 4.3.0 Not now, try again later")  # the transaction stays open
+            return
+        await super().smtp_DATA(arg)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _SinkSMTP(self.handler, **self.SMTP_kwargs)

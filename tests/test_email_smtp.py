@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from io import StringIO
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
@@ -295,21 +297,103 @@ def test_a_try_later_reply_keeps_that_email_queued_and_the_command_says_so(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_server_that_closes_the_connection_mid_batch_gets_the_rest_on_a_new_one(
+def test_a_server_that_hangs_up_mid_batch_loses_nothing(
     make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
 ) -> None:
-    """The server hangs up after the first message. The next message meets the closed
-    connection (whether the server took it is unknowable: failed, at most once); the rest go
-    over a new connection. They were all failed without being offered."""
+    """After one message the server answers the next MAIL 421 and closes (a per-connection
+    limit): that message waits for the next pass, the rest go over a new connection. The
+    rest were all failed for good without being offered."""
     for name in ("a", "b", "c", "d", "e"):
         make_user(name, email=f"{name}@example.test")
     send_notification(django_user_model.objects.all(), "Hello", category="comments")
-    smtp_sink.close_after = 1
+    smtp_sink.hang_up_after = 1
     report = run_pass()
-    assert report.emails == 4 and report.failed <= 1 and report.emails + report.failed + report.deferred == 5
-    delivered = sorted(r.to[0] for r in smtp_sink.wait_for(4))
-    assert len(delivered) == len(set(delivered)) == 4
-    assert states()["sent"] == 4 and states()["failed"] == report.failed
+    assert (report.emails, report.failed, report.deferred) == (4, 0, 1)
+    assert run_pass().emails == 1
+    delivered = sorted(r.to[0] for r in smtp_sink.wait_for(5))
+    assert delivered == [f"{name}@example.test" for name in ("a", "b", "c", "d", "e")]
+    assert states() == Counter({"sent": 5})
+
+
+def test_a_connection_the_server_closed_between_messages_is_seen_before_the_next_one(settings: Any) -> None:
+    """A server that closes an idle connection: the pass opens a new one instead of sending
+    the next message into the closed one (whose fate would then be unknown: failed)."""
+    import select
+    import socket
+
+    from sse_notify.emailing import _connected, _connection
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        settings.EMAIL_PORT = server.getsockname()[1]
+
+        def greet_and_close() -> None:
+            peer, _ = server.accept()
+            peer.sendall(b"220 ready\r\n")
+            peer.close()
+
+        greeter = threading.Thread(target=greet_and_close)
+        greeter.start()
+        backend = _connection()
+        backend.open()
+        greeter.join(10)
+        select.select([backend.connection.sock], [], [], 10)  # the FIN has arrived (guards a hang only)
+        assert not _connected(backend)
+        backend.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_data_command_costs_only_its_own_message(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    """A 451 to DATA leaves the SMTP transaction open; the next message's MAIL was then refused
+    as nested (503) and failed for good, though the server never saw it."""
+    for name in ("a", "b", "c", "d"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.defer_data = {"b@example.test"}
+    report = run_pass()
+    assert (report.emails, report.failed, report.deferred) == (3, 0, 1)
+    assert sorted(r.to[0] for r in smtp_sink.received) == ["a@example.test", "c@example.test", "d@example.test"]
+    smtp_sink.defer_data = set()
+    assert run_pass().emails == 1
+    assert states() == Counter({"sent": 4})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_that_goes_silent_mid_batch_costs_one_timeout_not_one_per_message(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any, settings: Any
+) -> None:
+    """After the first message the server hangs up, then accepts connections and never answers.
+    One failed reopen keeps the rest of the batch queued at once (it waited a full timeout for
+    each message left: hours for a batch of 500 at the default 30 s)."""
+    import socket
+
+    for i in range(6):
+        make_user(f"u{i}", email=f"u{i}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.hang_up_after = 1
+    settings.EMAIL_TIMEOUT = 1
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        silent_port = silent.getsockname()[1]
+        real_open = SMTPBackend.open
+        attempts: list[int] = []
+
+        def open_then_go_silent(self: Any) -> Any:
+            if self.connection is None:
+                attempts.append(self.port)
+            opened = real_open(self)
+            self.port = silent_port  # every later connection: a server that never speaks
+            return opened
+
+        with patch.object(SMTPBackend, "open", open_then_go_silent):
+            report = run_pass()
+    assert (report.emails, report.failed, report.deferred) == (1, 0, 5)
+    assert attempts == [smtp_sink.port, silent_port]  # one reopen, not one per message
+    assert states() == Counter({"sent": 1, "immediate": 5})
 
 
 @pytest.mark.django_db(transaction=True)
@@ -466,3 +550,48 @@ def test_postgres_one_digest_even_when_another_runner_is_still_sorting_that_user
     received = smtp_sink.wait_for(2)
     assert [r.to for r in received] == [["bob@example.test"], ["alice@example.test"]]
     assert sorted(titles(received[1:])) == ["First", "Second"]  # one digest with both
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_postgres_one_digest_even_when_another_transaction_holds_one_of_its_rows(
+    make_user: Any, smtp_sink: SmtpSink
+) -> None:
+    """One of alice's rows, already in her hourly digest, is locked by another transaction
+    (a mark-read that will roll back, a data fix): her digest waits for all its rows instead
+    of going out now without that one and again later with it."""
+    alice = make_user("alice", email="alice@example.test")
+    bob = make_user("bob", email="bob@example.test")
+    for title in ("One", "Two", "Three"):
+        send_notification([alice, bob], title, category="activity")
+    last_hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1, minutes=-5)
+    Notification.objects.update(created_at=last_hour, email_state=EmailState.HOURLY)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_one_row() -> None:
+        try:
+            with transaction.atomic():
+                list(Notification.objects.filter(recipient=alice, title="One").select_for_update())
+                locked.set()
+                release.wait(120)
+                transaction.set_rollback(True)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_one_row)
+    holder.start()
+    try:
+        assert locked.wait(60)
+        reports: list[Any] = []
+        passer = threading.Thread(target=lambda: (reports.append(run_pass()), connection.close()))
+        passer.start()
+        passer.join(120)
+        assert reports and reports[0].emails == 1
+        assert [r.to for r in smtp_sink.received] == [["bob@example.test"]]
+    finally:
+        release.set()
+        holder.join(60)
+    assert run_pass().emails == 1
+    received = smtp_sink.wait_for(2)
+    assert [r.to for r in received] == [["bob@example.test"], ["alice@example.test"]]
+    assert sorted(titles(received[1:])) == ["One", "Three", "Two"]
