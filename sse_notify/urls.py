@@ -22,6 +22,8 @@ urlpatterns = [
     ),
     path("api/read-all/", allow_preflight("POST")(views.mark_all_read), name="mark_all_read"),
     path("unsubscribe/<str:token>/", unsubscribe.unsubscribe, name="unsubscribe"),
-    # Anything else under api/ (an id that is not a number, a typo): JSON, as every endpoint answers.
-    path("api/<path:anything>", views.api_not_found, name="api_not_found"),
+    # Anything else under api/ (an id that is not a number, a typo): JSON, as every endpoint
+    # answers. Only paths ending in "/": without one, APPEND_SLASH still redirects to the
+    # endpoint the client meant ("api/unread" -> "api/unread/").
+    path("api/<path:anything>/", allow_preflight("GET", "POST")(views.api_not_found), name="api_not_found"),
 ]

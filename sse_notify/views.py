@@ -236,10 +236,15 @@ def mark_all_read(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"marked": marked, "unread": 0})
 
 
+@csrf_exempt  # it changes nothing; a CSRF check would answer Django's HTML 403 first
 def api_not_found(request: HttpRequest, anything: str) -> HttpResponse:
     """A URL under ``api/`` that names no endpoint: the JSON 404 the endpoints give (not the
-    site's HTML page), so a client that built a bad URL can read what went wrong."""
-    return JsonResponse({"error": "not_found", "detail": _("No such page.")}, status=404)
+    site's HTML page, CORS headers included), so a client that built a bad URL can read
+    what went wrong."""
+    response = JsonResponse({"error": "not_found", "detail": _("No such page.")}, status=404)
+    for name, value in cors_headers(request).items():
+        response[name] = value
+    return response
 
 
 def _back(request: HttpRequest, default: str) -> HttpResponse:

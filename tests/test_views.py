@@ -257,3 +257,25 @@ def test_a_url_under_api_that_names_no_endpoint_is_a_json_404(
     assert response.json() == {"error": "not_found", "detail": "No such page."}
     n.refresh_from_db()
     assert n.read_at is None
+
+
+def test_a_url_under_api_without_its_slash_is_still_redirected_to_the_endpoint(alice_client: Client) -> None:
+    """APPEND_SLASH: "api/unread" -> "api/unread/" (a catch-all for every api/ path broke that)."""
+    response = alice_client.get(UNREAD.rstrip("/"))
+    assert (response.status_code, response["Location"]) == (301, UNREAD)
+
+
+@override_settings(SSE_NOTIFY={"CORS_ALLOWED_ORIGINS": ["https://app.example"]})
+def test_an_unknown_api_url_answers_json_to_a_cross_origin_post_and_preflight(user: Any) -> None:
+    """No CSRF page, and CORS headers, so a cross-origin client can read the 404."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    url = INBOX + "api/no-such-endpoint/"
+    headers = {"Origin": "https://app.example"}
+    preflight = client.options(url, headers={**headers, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204
+    assert preflight["Access-Control-Allow-Origin"] == "https://app.example"
+    response = client.post(url, headers=headers)
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert response["Access-Control-Allow-Origin"] == "https://app.example"
