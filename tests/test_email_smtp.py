@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -471,21 +472,19 @@ def test_sqlite_concurrent_runners_email_each_notification_once(
     many_runners_each_notification_once(make_user, smtp_sink, loop_runners)
 
 
-@postgres_only
-@pytest.mark.django_db(transaction=True)
-def test_postgres_rows_locked_elsewhere_are_skipped_not_waited_for(make_user: Any, smtp_sink: SmtpSink) -> None:
-    """A row another runner (or a mark-read) holds is left for a later pass; the pass does not block."""
-    alice = make_user("alice", email="alice@example.test")
-    bob = make_user("bob", email="bob@example.test")
-    send_notification([alice, bob], "Hello", category="comments")
+@contextmanager
+def held_elsewhere(rows: Any, *, roll_back: bool = False) -> Iterator[None]:
+    """``rows`` locked (``SELECT ... FOR UPDATE``) by another transaction while the block runs:
+    another runner sorting them, a mark-read in progress, a data fix."""
     locked, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         try:
             with transaction.atomic():
-                list(Notification.objects.filter(recipient=alice).select_for_update())
+                list(rows.select_for_update())
                 locked.set()
                 release.wait(120)
+                transaction.set_rollback(roll_back)
         finally:
             connection.close()
 
@@ -493,16 +492,36 @@ def test_postgres_rows_locked_elsewhere_are_skipped_not_waited_for(make_user: An
     holder.start()
     try:
         assert locked.wait(60)
-        reports: list[Any] = []
-        passer = threading.Thread(target=lambda: (reports.append(run_pass()), connection.close()))
-        passer.start()
-        passer.join(120)  # guards a hang only: without SKIP LOCKED it would wait for "release"
-        assert not passer.is_alive(), "the pass waited on a locked row"
-        assert reports[0].emails == 1
-        assert [r.to for r in smtp_sink.received] == [["bob@example.test"]]
+        yield
     finally:
         release.set()
         holder.join(60)
+
+
+def pass_beside_the_lock() -> Any:
+    """One pass on its own connection; it must not wait for the lock (the join guards a hang only)."""
+    reports: list[Any] = []
+    passer = threading.Thread(target=lambda: (reports.append(run_pass()), connection.close()))
+    passer.start()
+    passer.join(120)
+    assert not passer.is_alive(), "the pass waited on a locked row"
+    return reports[0]
+
+
+def last_hour() -> Any:
+    return timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1, minutes=-5)
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_postgres_rows_locked_elsewhere_are_skipped_not_waited_for(make_user: Any, smtp_sink: SmtpSink) -> None:
+    """A row another runner (or a mark-read) holds is left for a later pass; the pass does not block."""
+    alice = make_user("alice", email="alice@example.test")
+    bob = make_user("bob", email="bob@example.test")
+    send_notification([alice, bob], "Hello", category="comments")
+    with held_elsewhere(Notification.objects.filter(recipient=alice)):
+        assert pass_beside_the_lock().emails == 1
+        assert [r.to for r in smtp_sink.received] == [["bob@example.test"]]
     assert run_pass().emails == 1
     assert sorted(r.to[0] for r in smtp_sink.wait_for(2)) == ["alice@example.test", "bob@example.test"]
 
@@ -518,34 +537,12 @@ def test_postgres_one_digest_even_when_another_runner_is_still_sorting_that_user
     bob = make_user("bob", email="bob@example.test")
     send_notification([alice, bob], "First", category="activity")
     send_notification(alice, "Second", category="activity")
-    last_hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1, minutes=-5)
-    Notification.objects.update(created_at=last_hour)
+    Notification.objects.update(created_at=last_hour())
     # "First" was sorted into the hourly digest by an earlier pass; "Second" is still pending.
     Notification.objects.filter(title="First").update(email_state=EmailState.HOURLY)
-    locked, release = threading.Event(), threading.Event()
-
-    def sorting_elsewhere() -> None:
-        try:
-            with transaction.atomic():
-                list(Notification.objects.filter(title="Second").select_for_update())
-                locked.set()
-                release.wait(120)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=sorting_elsewhere)
-    holder.start()
-    try:
-        assert locked.wait(60)
-        reports: list[Any] = []
-        passer = threading.Thread(target=lambda: (reports.append(run_pass()), connection.close()))
-        passer.start()
-        passer.join(120)
-        assert reports and reports[0].emails == 1
+    with held_elsewhere(Notification.objects.filter(title="Second")):
+        assert pass_beside_the_lock().emails == 1
         assert [r.to for r in smtp_sink.received] == [["bob@example.test"]]  # not alice's half digest
-    finally:
-        release.set()
-        holder.join(60)
     assert run_pass().emails == 1
     received = smtp_sink.wait_for(2)
     assert [r.to for r in received] == [["bob@example.test"], ["alice@example.test"]]
@@ -564,33 +561,10 @@ def test_postgres_one_digest_even_when_another_transaction_holds_one_of_its_rows
     bob = make_user("bob", email="bob@example.test")
     for title in ("One", "Two", "Three"):
         send_notification([alice, bob], title, category="activity")
-    last_hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=1, minutes=-5)
-    Notification.objects.update(created_at=last_hour, email_state=EmailState.HOURLY)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_one_row() -> None:
-        try:
-            with transaction.atomic():
-                list(Notification.objects.filter(recipient=alice, title="One").select_for_update())
-                locked.set()
-                release.wait(120)
-                transaction.set_rollback(True)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_one_row)
-    holder.start()
-    try:
-        assert locked.wait(60)
-        reports: list[Any] = []
-        passer = threading.Thread(target=lambda: (reports.append(run_pass()), connection.close()))
-        passer.start()
-        passer.join(120)
-        assert reports and reports[0].emails == 1
+    Notification.objects.update(created_at=last_hour(), email_state=EmailState.HOURLY)
+    with held_elsewhere(Notification.objects.filter(recipient=alice, title="One"), roll_back=True):
+        assert pass_beside_the_lock().emails == 1
         assert [r.to for r in smtp_sink.received] == [["bob@example.test"]]
-    finally:
-        release.set()
-        holder.join(60)
     assert run_pass().emails == 1
     received = smtp_sink.wait_for(2)
     assert [r.to for r in received] == [["bob@example.test"], ["alice@example.test"]]
