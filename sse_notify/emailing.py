@@ -24,11 +24,13 @@ case where no mail was handed over at all (the mail server could not be reached
 when the batch's connection opened). A crash between claim and "sent" therefore
 leaves rows ``claimed``: that email may be lost, never doubled. A message the server
 answers with a temporary (4xx) refusal was not taken: its rows go back to their mode
-too (and its SMTP transaction is ended, so the next message starts clean). A server
-that hangs up between messages is noticed before the next one, which goes over a new
-connection; one that breaks the connection while a message is under way costs that
-message (``failed``: whether it was taken cannot be known). If the server cannot be
-reached again, the rest of the batch goes back to the queue at once. Such rows are
+too (and its SMTP transaction is ended, so the next message starts clean). A
+connection that breaks before a message's body is written (the server hung up between
+messages, or at MAIL, RCPT or DATA) certainly lost nothing: that message goes once more
+over a new connection, and if that breaks too, or the server cannot be reached (or
+greeted) again, the rest of the batch goes back to the queue at once. Only a break
+after the body was written leaves it unknown whether the server took the message:
+that one is ``failed``. Such rows are
 counted as ``stale`` after ``STALE_CLAIM`` and logged, so an operator can see them.
 (Exactly once across SMTP is impossible without the receiver's help; the one
 ambiguity left is a server that accepts the message and then drops the connection
@@ -321,12 +323,59 @@ def _try_later(exc: Exception) -> bool:
     return isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 500
 
 
+class _Link:
+    """The pass's connection to the mail server, and whether the current message's body
+    has been written to it.
+
+    Django's SMTP backend hands a message to ``smtplib.SMTP.sendmail``: commands (text),
+    then the body in one write (bytes ending in CRLF.CRLF). A failure before that write
+    certainly left the message untaken (it can go again); after it, whether the server
+    took it cannot be known (at most once: failed).
+    """
+
+    def __init__(self) -> None:
+        self.connection = _connection()
+        self.body_sent = False
+
+    def open(self) -> bool:
+        """Connect and greet (EHLO): a server that fails even that is not taking mail now."""
+        self.connection.close()
+        try:
+            self.connection.open()
+            smtp = getattr(self.connection, "connection", None) if isinstance(self.connection, SMTPBackend) else None
+            if smtp is not None:
+                smtp.ehlo_or_helo_if_needed()  # Django leaves it to the first message
+                self._watch(smtp)
+        except Exception:
+            self.connection.close()
+            raise
+        return True
+
+    def _watch(self, smtp: smtplib.SMTP) -> None:
+        write = smtp.send
+
+        def send(s: Any) -> None:
+            if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+                self.body_sent = True
+            write(s)
+
+        smtp.send = send  # type: ignore[method-assign]  # this connection only
+
+    def untaken(self, exc: Exception) -> bool:
+        """Whether ``exc`` broke the connection before the message body was written."""
+        return (
+            isinstance(self.connection, SMTPBackend)
+            and isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError))
+            and not self.body_sent
+        )
+
+
 def _send(mode: str, token: str, rows: list[Notification], composer: Composer, using: str, report: PassReport) -> None:
     objects = Notification.objects.using(using)
     mine = objects.filter(email_state=EmailState.CLAIMED, email_claim=token)
-    connection = _connection()
+    link = _Link()
     try:
-        connection.open()
+        link.open()
     except Exception:
         # Nothing was handed over: the rows go back to wait for the next pass.
         logger.exception("Could not reach the mail server; %d notification(s) stay queued.", len(rows))
@@ -334,44 +383,55 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
         return
     failed: list[int] = []
     later: list[int] = []  # not taken, certainly: back in the queue for the next pass
-    gone = False  # the server went away and could not be reached again
+    gone = False  # the server is not taking mail now: the rest of the batch waits
     try:
         for user, items in _messages(mode, rows):
             pks = [n.pk for n in items]
-            if not gone and not _connected(connection):
-                # The server closed the connection (between messages, or at a failure):
-                # the rest of the batch goes over a new one, or waits for the next pass.
-                connection.close()
+            # A message the connection broke under before its body was written goes once
+            # more over a new connection; a second such break means the server is not
+            # taking mail now (one timeout, not one per message left).
+            for attempt in (1, 2):
+                if gone:
+                    break
+                if not _connected(link.connection):
+                    try:
+                        link.open()
+                    except Exception:
+                        logger.exception("The mail server went away; the rest of the batch stays queued.")
+                        gone = True
+                        break
+                link.body_sent = False
                 try:
-                    connection.open()
-                except Exception:
-                    # Once: a server that accepts and never answers would otherwise cost
-                    # a full timeout for every message left in the batch.
-                    logger.exception("The mail server went away; the rest of the batch stays queued.")
-                    gone = True
+                    message = composer.message(user, items, mode)
+                    message.connection = link.connection
+                    if not message.send():
+                        raise RuntimeError("the email backend accepted no message")
+                except Exception as exc:
+                    if link.untaken(exc):
+                        link.connection.close()
+                        if attempt == 1:
+                            logger.warning("The mail server dropped the connection; trying again: %s", exc)
+                            continue
+                        logger.warning("The mail server dropped the connection again; the rest stays queued.")
+                        gone = True
+                        break
+                    if _try_later(exc):
+                        # The server said "not now" (a 4xx reply: rate limit, greylisting): it
+                        # did not take the message, so it goes again next pass.
+                        logger.warning("The mail server deferred notification(s) %s to user %s: %s", pks, user.pk, exc)
+                        later.extend(pks)
+                    else:
+                        # Not retried: the server may have taken it (see the module docstring).
+                        logger.exception("Emailing notification(s) %s to user %s failed.", pks, user.pk)
+                        failed.extend(pks)
+                    _end_transaction(link.connection)
+                else:
+                    report.emails += 1
+                break
             if gone:
                 later.extend(pks)
-                continue
-            try:
-                message = composer.message(user, items, mode)
-                message.connection = connection
-                if not message.send():
-                    raise RuntimeError("the email backend accepted no message")
-            except Exception as exc:
-                if _try_later(exc):
-                    # The server said "not now" (a 4xx reply: rate limit, greylisting): it
-                    # did not take the message, so it goes again next pass.
-                    logger.warning("The mail server deferred notification(s) %s to user %s: %s", pks, user.pk, exc)
-                    later.extend(pks)
-                else:
-                    # Not retried: the server may have taken it (see the module docstring).
-                    logger.exception("Emailing notification(s) %s to user %s failed.", pks, user.pk)
-                    failed.extend(pks)
-                _end_transaction(connection)
-            else:
-                report.emails += 1
     finally:
-        connection.close()
+        link.connection.close()
     for chunk in chunked(failed):
         report.failed += mine.filter(pk__in=chunk).update(email_state=EmailState.FAILED)
     for chunk in chunked(later):

@@ -7,6 +7,13 @@ server, then read the parsed messages. Fault knobs:
 - ``defer``: recipient addresses answered ``451`` at RCPT ("try again later": not taken);
 - ``defer_data``: recipient addresses whose DATA command is answered ``451``, leaving the
   transaction open (as Postfix's and Exim's DATA restrictions do);
+- ``drop_at_rcpt``: recipient addresses whose RCPT gets no answer: the connection is cut
+  (once per address; the message never reached the server);
+- ``drop_after_body``: recipient addresses whose message is *recorded* and then the
+  connection is cut before the final reply (once per address: taken, but the sender
+  cannot know);
+- ``drop_mail_after = n``: once it has accepted n messages, the server cuts every
+  connection at its next MAIL (a server that stopped taking mail);
 - ``hang_up_after = n``: once it has accepted n messages, the server answers the next
   MAIL on that connection ``421`` and closes it (as Postfix and Exim do at a
   per-connection message limit);
@@ -64,6 +71,9 @@ class SmtpSink:
         self.refuse: set[str] = set()
         self.defer: set[str] = set()
         self.defer_data: set[str] = set()
+        self.drop_at_rcpt: set[str] = set()
+        self.drop_after_body: set[str] = set()
+        self.drop_mail_after: int | None = None
         self.hang_up_after: int | None = None
         self._hanging_up: Any = None  # the session whose next MAIL gets 421
         self.hold_after: int | None = None
@@ -83,6 +93,9 @@ class SmtpSink:
     # aiosmtpd handler hooks -------------------------------------------------------------
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any) -> str:
+        if self.drop_mail_after is not None and len(self.received) >= self.drop_mail_after:
+            server.transport.abort()  # no answer: the reply below is never written
+            return "250 OK"
         if session is self._hanging_up:
             self._hanging_up = None
             asyncio.get_running_loop().call_soon(server.transport.close)
@@ -92,6 +105,10 @@ class SmtpSink:
         return "250 OK"
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        if address in self.drop_at_rcpt:
+            self.drop_at_rcpt.discard(address)
+            server.transport.abort()  # no answer: the reply below is never written
+            return "250 OK"
         if address in self.refuse:
             return "550 5.1.1 No such user here"
         if address in self.defer:
@@ -106,6 +123,11 @@ class SmtpSink:
             self.received.append(Received(list(envelope.rcpt_tos), message))
             hold = self.hold_after is not None and len(self.received) > self.hold_after
             self._cond.notify_all()
+        dropped = self.drop_after_body & set(envelope.rcpt_tos)
+        if dropped:
+            self.drop_after_body -= dropped
+            server.transport.abort()  # recorded above; the final reply is never written
+            return "250 Message accepted for delivery"
         if self.hang_up_after is not None and len(self.received) == self.hang_up_after:
             self.hang_up_after, self._hanging_up = None, session
         if hold:

@@ -345,6 +345,101 @@ def test_a_connection_the_server_closed_between_messages_is_seen_before_the_next
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_connection_cut_before_the_body_costs_nothing(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    """Cut at RCPT: the server certainly never got the message, so it goes again at once over
+    a new connection (it was failed for good, never offered)."""
+    for name in ("a", "b", "c"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.drop_at_rcpt = {"b@example.test"}
+    report = run_pass()
+    assert (report.emails, report.failed, report.deferred) == (3, 0, 0)
+    assert sorted(r.to[0] for r in smtp_sink.wait_for(3)) == ["a@example.test", "b@example.test", "c@example.test"]
+    assert states() == Counter({"sent": 3})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_cut_after_the_body_is_never_sent_twice(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    """Cut after the body, before the reply: the server has the message but the pass cannot
+    know, so the message is failed and never sent again (at most once)."""
+    for name in ("a", "b", "c"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.drop_after_body = {"b@example.test"}
+    report = run_pass()
+    assert (report.emails, report.failed, report.deferred) == (2, 1, 0)
+    assert run_pass(now=timezone.now() + timedelta(days=1)).emails == 0
+    assert sorted(r.to[0] for r in smtp_sink.wait_for(3)) == ["a@example.test", "b@example.test", "c@example.test"]
+    assert states() == Counter({"sent": 2, "failed": 1})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_that_stops_taking_mail_costs_one_retry_not_one_per_message(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    """After one message the server cuts every connection at MAIL: the next message is tried
+    once more over a new connection, then the rest of the batch waits for the next pass."""
+    from django.core.management import CommandError, call_command
+
+    for name in ("a", "b", "c", "d", "e"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.drop_mail_after = 1
+    with pytest.raises(CommandError, match="4 notification"):
+        call_command("sse_notify_email", stdout=StringIO())
+    assert states() == Counter({"sent": 1, "immediate": 4})
+    smtp_sink.drop_mail_after = None
+    assert run_pass().emails == 4
+    assert len(smtp_sink.wait_for(5)) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_that_greets_and_then_fails_keeps_the_mail_queued(
+    make_user: Any, django_user_model: Any, settings: Any
+) -> None:
+    """The greeting comes, then the connection is cut at EHLO: nothing was handed over, so
+    nothing is failed (every message was, one connection each, and the pass exited 0)."""
+    import socket
+
+    for name in ("a", "b", "c"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    connections_made: list[int] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        server.settimeout(0.5)
+        settings.EMAIL_PORT = server.getsockname()[1]
+        stop = threading.Event()
+
+        def greet_then_cut() -> None:
+            while not stop.is_set():
+                try:
+                    peer, _ = server.accept()
+                except TimeoutError:
+                    continue
+                connections_made.append(1)
+                peer.sendall(b"220 ready\r\n")
+                peer.recv(1024)  # EHLO: cut without answering
+                peer.close()
+
+        greeter = threading.Thread(target=greet_then_cut)
+        greeter.start()
+        try:
+            report = run_pass()
+        finally:
+            stop.set()
+            greeter.join(10)
+    assert (report.emails, report.failed, report.deferred) == (0, 0, 3)
+    assert len(connections_made) == 1
+    assert states() == Counter({"immediate": 3})
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_refused_data_command_costs_only_its_own_message(
     make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
 ) -> None:
