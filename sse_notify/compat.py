@@ -3,7 +3,7 @@
 Each function here uses something its owner does not promise to keep, says
 what, and has a test in ``tests/test_compat.py`` that FAILS (not skips) when
 the internal no longer behaves as assumed, so an upgrade of asgiref, Django,
-redis-py, Daphne or Twisted cannot silently take a guarantee away. Each
+redis-py, Daphne, Twisted or Python's smtplib cannot silently take a guarantee away. Each
 degrades safely at run time (returns a "don't know" value) rather than raising.
 
 Public APIs are used wherever they exist (``AdminSite.get_model_admin``,
@@ -99,6 +99,29 @@ def is_read_timeout(exc: BaseException) -> bool:
         and type(exc).__module__.startswith("redis")
         and str(exc).startswith("Timeout reading")
     )
+
+
+# -- smtplib: when a message body goes out ----------------------------------------------------------
+
+
+def watch_smtp_body(smtp: Any, on_body: Any) -> None:
+    """Call ``on_body()`` when ``smtp`` (an ``smtplib.SMTP``) writes a message body.
+
+    A connection that breaks before the body was written certainly lost nothing (the
+    message may go again); after it, the server may have the message (at most once).
+    Internal: ``sendmail`` sends commands as text through ``SMTP.send`` and, in
+    ``data()``, the whole body in one ``send`` call, as bytes ending in CRLF.CRLF.
+    If that changes, ``on_body`` is never called and every break counts as "before",
+    which could send a message twice: the test fails then.
+    """
+    write = smtp.send
+
+    def send(s: Any) -> None:
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            on_body()
+        write(s)
+
+    smtp.send = send  # this connection only
 
 
 # -- Daphne / Twisted: what a finished response still holds ------------------------------------------

@@ -64,6 +64,7 @@ from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.db import connections, router, transaction
 from django.utils import timezone
 
+from . import compat
 from .conf import app_settings
 from .email_messages import Composer, address_of
 from .models import EMAIL_QUEUED, EmailState, Notification, chunked
@@ -345,21 +346,14 @@ class _Link:
             smtp = getattr(self.connection, "connection", None) if isinstance(self.connection, SMTPBackend) else None
             if smtp is not None:
                 smtp.ehlo_or_helo_if_needed()  # Django leaves it to the first message
-                self._watch(smtp)
+                compat.watch_smtp_body(smtp, self._body_written)
         except Exception:
             self.connection.close()
             raise
         return True
 
-    def _watch(self, smtp: smtplib.SMTP) -> None:
-        write = smtp.send
-
-        def send(s: Any) -> None:
-            if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
-                self.body_sent = True
-            write(s)
-
-        smtp.send = send  # type: ignore[method-assign]  # this connection only
+    def _body_written(self) -> None:
+        self.body_sent = True
 
     def untaken(self, exc: Exception) -> bool:
         """Whether ``exc`` broke the connection before the message body was written."""

@@ -98,3 +98,42 @@ async def test_daphne_send_leads_to_the_connection_transport():
     transport.connected = 0
     transport.disconnected = 1
     assert probe.closed() and probe.pending() == 0
+
+
+def test_smtplib_writes_a_message_body_in_one_call_after_its_commands():
+    """The email pass tells "the connection broke before the body" (nothing lost: send again)
+    from "after" (unknown: never again) by watching smtplib write the body."""
+    import smtplib
+
+    received: list[bytes] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def answer() -> None:
+            peer, _ = server.accept()
+            with peer, peer.makefile("rb") as lines:
+                peer.sendall(b"220 ready\r\n")
+                for line in lines:
+                    received.append(line)
+                    command = line[:4].upper()
+                    if command == b"EHLO":
+                        peer.sendall(b"250 ok\r\n")
+                    elif command == b"DATA":
+                        peer.sendall(b"354 go on\r\n")
+                    elif line == b".\r\n" or command in (b"MAIL", b"RCPT"):
+                        peer.sendall(b"250 ok\r\n")
+                    elif command == b"QUIT":
+                        peer.sendall(b"221 bye\r\n")
+                        return
+
+        answerer = threading.Thread(target=answer)
+        answerer.start()
+        smtp = smtplib.SMTP("127.0.0.1", server.getsockname()[1], timeout=10)
+        seen: list[int] = []
+        compat.watch_smtp_body(smtp, lambda: seen.append(len(received)))
+        smtp.sendmail("a@example.test", ["b@example.test"], b"Subject: x\r\n\r\nbody\r\n")
+        smtp.quit()
+        answerer.join(10)
+    assert len(seen) == 1, "smtplib no longer writes the body in one recognisable call"
+    assert [line[:4].upper() for line in received[: seen[0]]] == [b"EHLO", b"MAIL", b"RCPT", b"DATA"]
