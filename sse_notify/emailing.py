@@ -28,9 +28,12 @@ too (and its SMTP transaction is ended, so the next message starts clean). A
 connection that breaks before a message's body is written (the server hung up between
 messages, or at MAIL, RCPT or DATA) certainly lost nothing: that message goes once more
 over a new connection, and if that breaks too, or the server cannot be reached (or
-greeted) again, the rest of the batch goes back to the queue at once. Only a break
-after the body was written leaves it unknown whether the server took the message:
-that one is ``failed``. Such rows are
+greeted) again, the rest of the batch goes back to the queue at once; so it does
+after a second break anywhere in the batch (each can cost a timeout). A reply that is
+no SMTP answer at all (cut off, garbled, out of step) counts as a break, not as the
+server's refusal. Only a break after the body was written leaves it unknown whether
+the server took the message: that one is ``failed``. An error when closing the
+connection (QUIT) changes nothing: the batch's rows are recorded all the same. Such rows are
 counted as ``stale`` after ``STALE_CLAIM`` and logged, so an operator can see them.
 (Exactly once across SMTP is impossible without the receiver's help; the one
 ambiguity left is a server that accepts the message and then drops the connection
@@ -303,17 +306,18 @@ def _connected(connection: Any) -> bool:
     return not readable
 
 
-def _end_transaction(connection: Any) -> None:
+def _end_transaction(link: _Link) -> None:
     """After a failed message: end its SMTP transaction (smtplib leaves it open when the server
     refuses the DATA command, and the next MAIL would then be refused as nested); a
     connection that cannot even do that is closed, to be reopened for the next message."""
+    connection = link.connection
     smtp = getattr(connection, "connection", None) if isinstance(connection, SMTPBackend) else None
     if smtp is None or smtp.sock is None:
         return
     try:
         smtp.rset()
     except Exception:
-        connection.close()
+        link.close()
 
 
 def _try_later(exc: Exception) -> bool:
@@ -340,7 +344,7 @@ class _Link:
 
     def open(self) -> bool:
         """Connect and greet (EHLO): a server that fails even that is not taking mail now."""
-        self.connection.close()
+        self.close()
         try:
             self.connection.open()
             smtp = getattr(self.connection, "connection", None) if isinstance(self.connection, SMTPBackend) else None
@@ -348,20 +352,44 @@ class _Link:
                 smtp.ehlo_or_helo_if_needed()  # Django leaves it to the first message
                 compat.watch_smtp_body(smtp, self._body_written)
         except Exception:
-            self.connection.close()
+            self.close()
             raise
         return True
+
+    def close(self) -> None:
+        """Close, whatever the server answers to QUIT: the batch's outcome is known by then,
+        and an exception here must not keep it from being recorded."""
+        try:
+            self.connection.close()
+        except Exception as exc:
+            logger.warning("Closing the mail server connection failed: %s", exc)
+            if isinstance(self.connection, SMTPBackend):
+                self.connection.connection = None
 
     def _body_written(self) -> None:
         self.body_sent = True
 
     def untaken(self, exc: Exception) -> bool:
-        """Whether ``exc`` broke the connection before the message body was written."""
-        return (
-            isinstance(self.connection, SMTPBackend)
-            and isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError))
-            and not self.body_sent
-        )
+        """Whether ``exc`` broke the conversation before the message body was written.
+
+        A broken connection or a timeout, and also a reply that is no answer at all: a
+        cut-off or garbled line (smtplib reads a code outside 400-599, or says "Line too
+        long."), or a 2xx/3xx where a refusal was raised (out of step with the server).
+        A 4xx or 5xx is the server's real answer and is not this.
+        """
+        if not isinstance(self.connection, SMTPBackend) or self.body_sent:
+            return False
+        if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
+            codes = [code for code, _ in exc.recipients.values()]
+        elif isinstance(exc, smtplib.SMTPResponseException):
+            codes = [exc.smtp_code]
+            if exc.smtp_code == 500 and exc.smtp_error in ("Line too long.", b"Line too long."):
+                return True  # smtplib's own verdict on an endless reply line
+        else:
+            return False
+        return any(not 400 <= code < 600 for code in codes)
 
 
 def _send(mode: str, token: str, rows: list[Notification], composer: Composer, using: str, report: PassReport) -> None:
@@ -377,16 +405,17 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
         return
     failed: list[int] = []
     later: list[int] = []  # not taken, certainly: back in the queue for the next pass
+    breaks = 0  # messages the connection broke under (each cost up to a timeout)
     gone = False  # the server is not taking mail now: the rest of the batch waits
     try:
         for user, items in _messages(mode, rows):
             pks = [n.pk for n in items]
             # A message the connection broke under before its body was written goes once
-            # more over a new connection; a second such break means the server is not
-            # taking mail now (one timeout, not one per message left).
-            for attempt in (1, 2):
-                if gone:
-                    break
+            # more over a new connection. A second break in the batch means the server is
+            # not taking mail now: the rest waits for the next pass (a timeout or two per
+            # batch, not one per message).
+            decided = False
+            while not gone:
                 if not _connected(link.connection):
                     try:
                         link.open()
@@ -401,14 +430,14 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
                     if not message.send():
                         raise RuntimeError("the email backend accepted no message")
                 except Exception as exc:
-                    if link.untaken(exc):
-                        link.connection.close()
-                        if attempt == 1:
-                            logger.warning("The mail server dropped the connection; trying again: %s", exc)
-                            continue
-                        logger.warning("The mail server dropped the connection again; the rest stays queued.")
-                        gone = True
-                        break
+                    untaken = link.untaken(exc)
+                    if untaken or not _connected(link.connection):
+                        breaks += 1
+                        gone = breaks >= 2
+                    if untaken:
+                        link.close()
+                        logger.warning("The mail server broke the connection before the message: %s", exc)
+                        continue  # once more over a new connection, unless gone
                     if _try_later(exc):
                         # The server said "not now" (a 4xx reply: rate limit, greylisting): it
                         # did not take the message, so it goes again next pass.
@@ -418,14 +447,15 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
                         # Not retried: the server may have taken it (see the module docstring).
                         logger.exception("Emailing notification(s) %s to user %s failed.", pks, user.pk)
                         failed.extend(pks)
-                    _end_transaction(link.connection)
+                    _end_transaction(link)
                 else:
                     report.emails += 1
+                decided = True
                 break
-            if gone:
+            if not decided:
                 later.extend(pks)
     finally:
-        link.connection.close()
+        link.close()
     for chunk in chunked(failed):
         report.failed += mine.filter(pk__in=chunk).update(email_state=EmailState.FAILED)
     for chunk in chunked(later):

@@ -12,6 +12,7 @@ server, then read the parsed messages. Fault knobs:
 - ``drop_after_body``: recipient addresses whose message is *recorded* and then the
   connection is cut before the final reply (once per address: taken, but the sender
   cannot know);
+- ``garble_mail = n``: the next n MAIL commands get a line that is no SMTP reply;
 - ``drop_mail_after = n``: once it has accepted n messages, the server cuts every
   connection at its next MAIL (a server that stopped taking mail);
 - ``hang_up_after = n``: once it has accepted n messages, the server answers the next
@@ -74,6 +75,7 @@ class SmtpSink:
         self.drop_at_rcpt: set[str] = set()
         self.drop_after_body: set[str] = set()
         self.drop_mail_after: int | None = None
+        self.garble_mail = 0
         self.hang_up_after: int | None = None
         self._hanging_up: Any = None  # the session whose next MAIL gets 421
         self.hold_after: int | None = None
@@ -96,6 +98,9 @@ class SmtpSink:
         if self.drop_mail_after is not None and len(self.received) >= self.drop_mail_after:
             server.transport.abort()  # no answer: the reply below is never written
             return "250 OK"
+        if self.garble_mail:
+            self.garble_mail -= 1
+            return "hello there"
         if session is self._hanging_up:
             self._hanging_up = None
             asyncio.get_running_loop().call_soon(server.transport.close)

@@ -361,6 +361,59 @@ def test_a_connection_cut_before_the_body_costs_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_reply_that_is_no_smtp_answer_is_a_break_not_a_refusal(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    """Garbage instead of a reply to MAIL (smtplib reads code -1): not the server's refusal,
+    so the message goes again over a new connection (it was failed unseen)."""
+    for name in ("a", "b"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.garble_mail = 1
+    report = run_pass()
+    assert (report.emails, report.failed, report.deferred) == (2, 0, 0)
+    assert sorted(r.to[0] for r in smtp_sink.wait_for(2)) == ["a@example.test", "b@example.test"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_break_in_a_batch_keeps_the_rest_queued(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    """Each break can cost a timeout: after the second one in a batch the server counts as
+    not taking mail, and the rest waits for the next pass."""
+    for name in ("a", "b", "c", "d", "e"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.drop_at_rcpt = {"b@example.test", "d@example.test"}
+    report = run_pass()
+    assert (report.emails, report.failed, report.deferred) == (3, 0, 2)
+    assert sorted(r.to[0] for r in smtp_sink.received) == ["a@example.test", "b@example.test", "c@example.test"]
+    assert run_pass().emails == 2
+    assert states() == Counter({"sent": 5})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_at_quit_does_not_leave_the_sent_rows_claimed(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+) -> None:
+    """Django's SMTP backend raises what QUIT gets; raised out of the pass, it left every
+    sent row 'claimed' (never marked sent, reported as interrupted an hour later)."""
+    import smtplib
+
+    for name in ("a", "b"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+
+    def bad_quit(self: Any) -> Any:
+        raise smtplib.SMTPResponseException(500, "Line too long.")
+
+    with patch.object(smtplib.SMTP, "quit", bad_quit):
+        report = run_pass()
+    assert (report.emails, report.emailed) == (2, 2)
+    assert states() == Counter({"sent": 2})
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_connection_cut_after_the_body_is_never_sent_twice(
     make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
 ) -> None:
