@@ -320,6 +320,14 @@ def _end_transaction(link: _Link) -> None:
         link.close()
 
 
+def _closing_in_order(exc: Exception) -> bool:
+    """A 421 ("closing"): the server ends the connection in order (a per-connection message
+    limit), which costs no timeout; the next message simply goes over a new one."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(code == 421 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421
+
+
 def _try_later(exc: Exception) -> bool:
     """Whether the server refused ``exc``'s message with a temporary (4xx) reply: it did not take it."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -431,7 +439,7 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
                         raise RuntimeError("the email backend accepted no message")
                 except Exception as exc:
                     untaken = link.untaken(exc)
-                    if untaken or not _connected(link.connection):
+                    if untaken or (not _connected(link.connection) and not _closing_in_order(exc)):
                         breaks += 1
                         gone = breaks >= 2
                     if untaken:

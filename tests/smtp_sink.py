@@ -15,8 +15,8 @@ server, then read the parsed messages. Fault knobs:
 - ``garble_mail = n``: the next n MAIL commands get a line that is no SMTP reply;
 - ``drop_mail_after = n``: once it has accepted n messages, the server cuts every
   connection at its next MAIL (a server that stopped taking mail);
-- ``hang_up_after = n``: once it has accepted n messages, the server answers the next
-  MAIL on that connection ``421`` and closes it (as Postfix and Exim do at a
+- ``hang_up_after = n``: on every connection, once it has accepted n messages there, the
+  server answers the next MAIL ``421`` and closes it (as Postfix and Exim do at a
   per-connection message limit);
 - ``hold_after = n``: the (n+1)-th message is *recorded* (the server has it) and then
   its final reply is withheld until ``release`` is set: the sender is left waiting
@@ -77,7 +77,7 @@ class SmtpSink:
         self.drop_mail_after: int | None = None
         self.garble_mail = 0
         self.hang_up_after: int | None = None
-        self._hanging_up: Any = None  # the session whose next MAIL gets 421
+        self._per_session: dict[int, int] = {}  # messages accepted on each connection
         self.hold_after: int | None = None
         self.release = threading.Event()
         self.held = threading.Event()
@@ -101,8 +101,7 @@ class SmtpSink:
         if self.garble_mail:
             self.garble_mail -= 1
             return "hello there"
-        if session is self._hanging_up:
-            self._hanging_up = None
+        if self.hang_up_after is not None and self._per_session.get(id(session), 0) >= self.hang_up_after:
             asyncio.get_running_loop().call_soon(server.transport.close)
             return "421 4.7.0 Too many messages on this connection, closing"
         envelope.mail_from = address
@@ -133,8 +132,7 @@ class SmtpSink:
             self.drop_after_body -= dropped
             server.transport.abort()  # recorded above; the final reply is never written
             return "250 Message accepted for delivery"
-        if self.hang_up_after is not None and len(self.received) == self.hang_up_after:
-            self.hang_up_after, self._hanging_up = None, session
+        self._per_session[id(session)] = self._per_session.get(id(session), 0) + 1
         if hold:
             self.held.set()
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait)
