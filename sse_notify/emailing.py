@@ -33,7 +33,10 @@ after a second break anywhere in the batch (each can cost a timeout). A reply th
 no SMTP answer at all (cut off, garbled, out of step) counts as a break, not as the
 server's refusal. Only a break after the body was written leaves it unknown whether
 the server took the message: that one is ``failed``. An error when closing the
-connection (QUIT) changes nothing: the batch's rows are recorded all the same. Such rows are
+connection (QUIT) changes nothing: the batch's rows are recorded all the same.
+Replies are read by smtplib: stray bytes that it reads as a valid code (a server out of
+step with itself) are taken at their word; a server that trickles a reply slower than
+the timeout holds the batch (the timeout is per read). Such rows are
 counted as ``stale`` after ``STALE_CLAIM`` and logged, so an operator can see them.
 (Exactly once across SMTP is impossible without the receiver's help; the one
 ambiguity left is a server that accepts the message and then drops the connection
@@ -306,18 +309,23 @@ def _connected(connection: Any) -> bool:
     return not readable
 
 
-def _end_transaction(link: _Link) -> None:
+def _end_transaction(link: _Link) -> bool:
     """After a failed message: end its SMTP transaction (smtplib leaves it open when the server
-    refuses the DATA command, and the next MAIL would then be refused as nested); a
-    connection that cannot even do that is closed, to be reopened for the next message."""
+    refuses the DATA command, and the next MAIL would then be refused as nested). False
+    when the connection could not even do that (closed, to be reopened): a break."""
     connection = link.connection
     smtp = getattr(connection, "connection", None) if isinstance(connection, SMTPBackend) else None
     if smtp is None or smtp.sock is None:
-        return
+        return True
     try:
-        smtp.rset()
+        code, _ = smtp.rset()
     except Exception:
         link.close()
+        return False
+    if not 200 <= code < 300:
+        link.close()
+        return False
+    return True
 
 
 def _closing_in_order(exc: Exception) -> bool:
@@ -455,7 +463,9 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
                         # Not retried: the server may have taken it (see the module docstring).
                         logger.exception("Emailing notification(s) %s to user %s failed.", pks, user.pk)
                         failed.extend(pks)
-                    _end_transaction(link)
+                    if not _end_transaction(link):
+                        breaks += 1
+                        gone = breaks >= 2
                 else:
                     report.emails += 1
                 decided = True

@@ -13,6 +13,7 @@ server, then read the parsed messages. Fault knobs:
   connection is cut before the final reply (once per address: taken, but the sender
   cannot know);
 - ``garble_mail = n``: the next n MAIL commands get a line that is no SMTP reply;
+- ``hang_rset``: RSET is never answered (``rsets`` counts them);
 - ``drop_mail_after = n``: once it has accepted n messages, the server cuts every
   connection at its next MAIL (a server that stopped taking mail);
 - ``hang_up_after = n``: on every connection, once it has accepted n messages there, the
@@ -76,6 +77,8 @@ class SmtpSink:
         self.drop_after_body: set[str] = set()
         self.drop_mail_after: int | None = None
         self.garble_mail = 0
+        self.hang_rset = False
+        self.rsets = 0
         self.hang_up_after: int | None = None
         self._per_session: dict[int, int] = {}  # messages accepted on each connection
         self.hold_after: int | None = None
@@ -93,6 +96,12 @@ class SmtpSink:
         self._controller.stop()
 
     # aiosmtpd handler hooks -------------------------------------------------------------
+
+    async def handle_RSET(self, server: Any, session: Any, envelope: Any) -> str:
+        self.rsets += 1
+        if self.hang_rset:
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait)
+        return "250 OK"
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any) -> str:
         if self.drop_mail_after is not None and len(self.received) >= self.drop_mail_after:

@@ -396,6 +396,25 @@ def test_a_second_break_in_a_batch_keeps_the_rest_queued(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_refused_data_command_and_an_unanswered_reset_count_as_a_break(
+    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any, settings: Any
+) -> None:
+    """After a refused DATA command the pass resets the transaction itself; a server that
+    never answers that RSET cost a timeout per message. It is a break: the second keeps
+    the rest of the batch queued."""
+    for name in ("a", "b", "c", "d"):
+        make_user(name, email=f"{name}@example.test")
+    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    smtp_sink.defer_data = {f"{name}@example.test" for name in ("a", "b", "c", "d")}
+    smtp_sink.hang_rset = True
+    settings.EMAIL_TIMEOUT = 0.5
+    report = run_pass()
+    assert (report.emails, report.failed, report.deferred) == (0, 0, 4)
+    assert smtp_sink.rsets == 2  # two breaks, then the rest waits (it was one per message)
+    assert states() == Counter({"immediate": 4})
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_error_at_quit_does_not_leave_the_sent_rows_claimed(
     make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
 ) -> None:
