@@ -88,6 +88,15 @@ def states() -> Counter[str]:
     return Counter(Notification.objects.values_list("email_state", flat=True))
 
 
+def hello_to(make_user: Any, names: str) -> list[str]:
+    """Users named by each letter of ``names`` (address ``<letter>@example.test``), each sent
+    one "Hello" of the immediate category; returns their addresses."""
+    addresses = [f"{name}@example.test" for name in names]
+    users = [make_user(name, email=address) for name, address in zip(names, addresses, strict=True)]
+    send_notification(users, "Hello", category="comments")
+    return addresses
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -298,17 +307,13 @@ def test_a_try_later_reply_keeps_that_email_queued_and_the_command_says_so(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_server_that_hangs_up_mid_batch_loses_nothing(
-    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
-) -> None:
+def test_a_server_that_hangs_up_mid_batch_loses_nothing(make_user: Any, smtp_sink: SmtpSink) -> None:
     """Each connection takes one message, then the server answers the next MAIL 421 and
     closes (a per-connection limit): each refused message waits for the next pass, the
     others go over new connections. An orderly close costs no timeout, so however often
     it happens it never counts as the server being gone. The rest were all failed for
     good without being offered."""
-    for name in ("a", "b", "c", "d", "e"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "abcde")
     smtp_sink.hang_up_after = 1
     report = run_pass()
     assert (report.emails, report.failed, report.deferred) == (3, 0, 2)
@@ -348,14 +353,10 @@ def test_a_connection_the_server_closed_between_messages_is_seen_before_the_next
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_connection_cut_before_the_body_costs_nothing(
-    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
-) -> None:
+def test_a_connection_cut_before_the_body_costs_nothing(make_user: Any, smtp_sink: SmtpSink) -> None:
     """Cut at RCPT: the server certainly never got the message, so it goes again at once over
     a new connection (it was failed for good, never offered)."""
-    for name in ("a", "b", "c"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "abc")
     smtp_sink.drop_at_rcpt = {"b@example.test"}
     report = run_pass()
     assert (report.emails, report.failed, report.deferred) == (3, 0, 0)
@@ -364,14 +365,10 @@ def test_a_connection_cut_before_the_body_costs_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_reply_that_is_no_smtp_answer_is_a_break_not_a_refusal(
-    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
-) -> None:
+def test_a_reply_that_is_no_smtp_answer_is_a_break_not_a_refusal(make_user: Any, smtp_sink: SmtpSink) -> None:
     """Garbage instead of a reply to MAIL (smtplib reads code -1): not the server's refusal,
     so the message goes again over a new connection (it was failed unseen)."""
-    for name in ("a", "b"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "ab")
     smtp_sink.garble_mail = 1
     report = run_pass()
     assert (report.emails, report.failed, report.deferred) == (2, 0, 0)
@@ -379,14 +376,10 @@ def test_a_reply_that_is_no_smtp_answer_is_a_break_not_a_refusal(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_second_break_in_a_batch_keeps_the_rest_queued(
-    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
-) -> None:
+def test_a_second_break_in_a_batch_keeps_the_rest_queued(make_user: Any, smtp_sink: SmtpSink) -> None:
     """Each break can cost a timeout: after the second one in a batch the server counts as
     not taking mail, and the rest waits for the next pass."""
-    for name in ("a", "b", "c", "d", "e"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "abcde")
     smtp_sink.drop_at_rcpt = {"b@example.test", "d@example.test"}
     report = run_pass()
     assert (report.emails, report.failed, report.deferred) == (3, 0, 2)
@@ -397,14 +390,12 @@ def test_a_second_break_in_a_batch_keeps_the_rest_queued(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_refused_data_command_and_an_unanswered_reset_count_as_a_break(
-    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any, settings: Any
+    make_user: Any, smtp_sink: SmtpSink, settings: Any
 ) -> None:
     """After a refused DATA command the pass resets the transaction itself; a server that
     never answers that RSET cost a timeout per message. It is a break: the second keeps
     the rest of the batch queued."""
-    for name in ("a", "b", "c", "d"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "abcd")
     smtp_sink.defer_data = {f"{name}@example.test" for name in ("a", "b", "c", "d")}
     smtp_sink.hang_rset = True
     settings.EMAIL_TIMEOUT = 0.5
@@ -415,16 +406,12 @@ def test_a_refused_data_command_and_an_unanswered_reset_count_as_a_break(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_error_at_quit_does_not_leave_the_sent_rows_claimed(
-    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
-) -> None:
+def test_an_error_at_quit_does_not_leave_the_sent_rows_claimed(make_user: Any, smtp_sink: SmtpSink) -> None:
     """Django's SMTP backend raises what QUIT gets; raised out of the pass, it left every
     sent row 'claimed' (never marked sent, reported as interrupted an hour later)."""
     import smtplib
 
-    for name in ("a", "b"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "ab")
 
     def bad_quit(self: Any) -> Any:
         raise smtplib.SMTPResponseException(500, "Line too long.")
@@ -436,14 +423,10 @@ def test_an_error_at_quit_does_not_leave_the_sent_rows_claimed(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_connection_cut_after_the_body_is_never_sent_twice(
-    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
-) -> None:
+def test_a_connection_cut_after_the_body_is_never_sent_twice(make_user: Any, smtp_sink: SmtpSink) -> None:
     """Cut after the body, before the reply: the server has the message but the pass cannot
     know, so the message is failed and never sent again (at most once)."""
-    for name in ("a", "b", "c"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "abc")
     smtp_sink.drop_after_body = {"b@example.test"}
     report = run_pass()
     assert (report.emails, report.failed, report.deferred) == (2, 1, 0)
@@ -454,15 +437,13 @@ def test_a_connection_cut_after_the_body_is_never_sent_twice(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_server_that_stops_taking_mail_costs_one_retry_not_one_per_message(
-    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
+    make_user: Any, smtp_sink: SmtpSink
 ) -> None:
     """After one message the server cuts every connection at MAIL: the next message is tried
     once more over a new connection, then the rest of the batch waits for the next pass."""
     from django.core.management import CommandError, call_command
 
-    for name in ("a", "b", "c", "d", "e"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "abcde")
     smtp_sink.drop_mail_after = 1
     with pytest.raises(CommandError, match="4 notification"):
         call_command("sse_notify_email", stdout=StringIO())
@@ -473,16 +454,12 @@ def test_a_server_that_stops_taking_mail_costs_one_retry_not_one_per_message(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_server_that_greets_and_then_fails_keeps_the_mail_queued(
-    make_user: Any, django_user_model: Any, settings: Any
-) -> None:
+def test_a_server_that_greets_and_then_fails_keeps_the_mail_queued(make_user: Any, settings: Any) -> None:
     """The greeting comes, then the connection is cut at EHLO: nothing was handed over, so
     nothing is failed (every message was, one connection each, and the pass exited 0)."""
     import socket
 
-    for name in ("a", "b", "c"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "abc")
     connections_made: list[int] = []
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -515,14 +492,10 @@ def test_a_server_that_greets_and_then_fails_keeps_the_mail_queued(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_refused_data_command_costs_only_its_own_message(
-    make_user: Any, smtp_sink: SmtpSink, django_user_model: Any
-) -> None:
+def test_a_refused_data_command_costs_only_its_own_message(make_user: Any, smtp_sink: SmtpSink) -> None:
     """A 451 to DATA leaves the SMTP transaction open; the next message's MAIL was then refused
     as nested (503) and failed for good, though the server never saw it."""
-    for name in ("a", "b", "c", "d"):
-        make_user(name, email=f"{name}@example.test")
-    send_notification(django_user_model.objects.all(), "Hello", category="comments")
+    hello_to(make_user, "abcd")
     smtp_sink.defer_data = {"b@example.test"}
     report = run_pass()
     assert (report.emails, report.failed, report.deferred) == (3, 0, 1)
