@@ -22,10 +22,12 @@
 its mode, and nothing ever moves a ``claimed`` row back into a mode except the one
 case where no mail was handed over at all (the mail server could not be reached
 when the batch's connection opened). A crash between claim and "sent" therefore
-leaves rows ``claimed``: that email may be lost, never doubled. A message the server
-answers with a temporary (4xx) refusal was not taken: its rows go back to their mode
-too (and its SMTP transaction is ended, so the next message starts clean). A
-connection that breaks before a message's body is written (the server hung up between
+leaves rows ``claimed``: that email may be lost, never doubled. Such rows are
+counted as ``stale`` after ``STALE_CLAIM`` and logged, so an operator can see them.
+
+**Mail server faults.** A message the server answers with a temporary (4xx) refusal
+was not taken: its rows go back to their mode (and its SMTP transaction is ended, so
+the next message starts clean). A connection that breaks before a message's body is written (the server hung up between
 messages, or at MAIL, RCPT or DATA) certainly lost nothing: that message goes once more
 over a new connection, and if that breaks too, or the server cannot be reached (or
 greeted) again, the rest of the batch goes back to the queue at once; so it does
@@ -36,8 +38,7 @@ the server took the message: that one is ``failed``. An error when closing the
 connection (QUIT) changes nothing: the batch's rows are recorded all the same.
 Replies are read by smtplib: stray bytes that it reads as a valid code (a server out of
 step with itself) are taken at their word; a server that trickles a reply slower than
-the timeout holds the batch (the timeout is per read). Such rows are
-counted as ``stale`` after ``STALE_CLAIM`` and logged, so an operator can see them.
+the timeout holds the batch (the timeout is per read).
 (Exactly once across SMTP is impossible without the receiver's help; the one
 ambiguity left is a server that accepts the message and then drops the connection
 before answering, which is reported as ``failed``, not retried.)
@@ -287,6 +288,11 @@ def _connection() -> Any:
     return get_connection()
 
 
+def _smtp_of(connection: Any) -> smtplib.SMTP | None:
+    """The open ``smtplib.SMTP`` of Django's SMTP backend (None for other backends, or closed)."""
+    return connection.connection if isinstance(connection, SMTPBackend) else None
+
+
 def _connected(connection: Any) -> bool:
     """Whether Django's SMTP backend still has its server (other backends: always).
 
@@ -298,7 +304,7 @@ def _connected(connection: Any) -> bool:
     """
     if not isinstance(connection, SMTPBackend):
         return True
-    smtp = connection.connection
+    smtp = _smtp_of(connection)
     sock = None if smtp is None else smtp.sock
     if sock is None:
         return False
@@ -309,39 +315,26 @@ def _connected(connection: Any) -> bool:
     return not readable
 
 
-def _end_transaction(link: _Link) -> bool:
-    """After a failed message: end its SMTP transaction (smtplib leaves it open when the server
-    refuses the DATA command, and the next MAIL would then be refused as nested). False
-    when the connection could not even do that (closed, to be reopened): a break."""
-    connection = link.connection
-    smtp = getattr(connection, "connection", None) if isinstance(connection, SMTPBackend) else None
-    if smtp is None or smtp.sock is None:
-        return True
-    try:
-        code, _ = smtp.rset()
-    except Exception:
-        link.close()
-        return False
-    if not 200 <= code < 300:
-        link.close()
-        return False
-    return True
+def _codes(exc: Exception) -> list[int]:
+    """The reply codes an smtplib refusal carries (one per refused recipient); none for other errors."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return [code for code, _ in exc.recipients.values()]
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return [exc.smtp_code]
+    return []
 
 
 def _closing_in_order(exc: Exception) -> bool:
     """A 421 ("closing"): the server ends the connection in order (a per-connection message
     limit), which costs no timeout; the next message simply goes over a new one."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return bool(exc.recipients) and all(code == 421 for code, _ in exc.recipients.values())
-    return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code == 421
+    codes = _codes(exc)
+    return bool(codes) and all(code == 421 for code in codes)
 
 
 def _try_later(exc: Exception) -> bool:
     """Whether the server refused ``exc``'s message with a temporary (4xx) reply: it did not take it."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        return bool(codes) and all(400 <= code < 500 for code in codes)
-    return isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 500
+    codes = _codes(exc)
+    return bool(codes) and all(400 <= code < 500 for code in codes)
 
 
 class _Link:
@@ -363,7 +356,7 @@ class _Link:
         self.close()
         try:
             self.connection.open()
-            smtp = getattr(self.connection, "connection", None) if isinstance(self.connection, SMTPBackend) else None
+            smtp = _smtp_of(self.connection)
             if smtp is not None:
                 smtp.ehlo_or_helo_if_needed()  # Django leaves it to the first message
                 compat.watch_smtp_body(smtp, self._body_written)
@@ -382,6 +375,22 @@ class _Link:
             if isinstance(self.connection, SMTPBackend):
                 self.connection.connection = None
 
+    def reset(self) -> bool:
+        """After a failed message: end its SMTP transaction (smtplib leaves it open when the
+        server refuses the DATA command, and the next MAIL would then be refused as nested).
+        False when the connection could not even do that (closed, to be reopened): a break."""
+        smtp = _smtp_of(self.connection)
+        if smtp is None or smtp.sock is None:
+            return True
+        try:
+            code, _ = smtp.rset()
+        except Exception:
+            code = 0
+        if 200 <= code < 300:
+            return True
+        self.close()
+        return False
+
     def _body_written(self) -> None:
         self.body_sent = True
 
@@ -397,15 +406,9 @@ class _Link:
             return False
         if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError)):
             return True
-        if isinstance(exc, smtplib.SMTPRecipientsRefused):
-            codes = [code for code, _ in exc.recipients.values()]
-        elif isinstance(exc, smtplib.SMTPResponseException):
-            codes = [exc.smtp_code]
-            if exc.smtp_code == 500 and exc.smtp_error in ("Line too long.", b"Line too long."):
-                return True  # smtplib's own verdict on an endless reply line
-        else:
-            return False
-        return any(not 400 <= code < 600 for code in codes)
+        if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_error in ("Line too long.", b"Line too long."):
+            return True  # smtplib's own verdict on an endless reply line (code 500)
+        return any(not 400 <= code < 600 for code in _codes(exc))
 
 
 def _send(mode: str, token: str, rows: list[Notification], composer: Composer, using: str, report: PassReport) -> None:
@@ -463,7 +466,7 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
                         # Not retried: the server may have taken it (see the module docstring).
                         logger.exception("Emailing notification(s) %s to user %s failed.", pks, user.pk)
                         failed.extend(pks)
-                    if not _end_transaction(link):
+                    if not link.reset():
                         breaks += 1
                         gone = breaks >= 2
                 else:

@@ -3,9 +3,10 @@
 Every new notification is ``pending`` until the email pass sorts it. Its entry went
 into an index on (state, recipient, created), at a different place for each
 recipient: a send to 100,000 users touched pages all over that index (inserting its
-rows on PostgreSQL: 2.2 s with it, 1.7 s with the two below). Now pending rows are indexed by (created, id), where a
-send's rows go at the end, and only rows the pass gave a mode (immediate, hourly,
-daily: the few whose recipient wants email) are indexed per recipient.
+rows on PostgreSQL: 2.2 s with it, 1.7 s with the two below). Now pending rows are
+indexed by (created, id), where a send's rows go at the end, and only rows the pass
+gave a mode (immediate, hourly, daily: the few whose recipient wants email) are
+indexed per recipient.
 
 The new indexes are built before the old one is dropped. On a large PostgreSQL table,
 do all three steps by hand without blocking writes, then fake this migration
