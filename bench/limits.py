@@ -62,19 +62,12 @@ def raw_rows(table: str, first_seq: int) -> Callable[[], None]:
     from sse_notify.models import Notification
 
     qn = connection.ops.quote_name
-    template = Notification(title="limits", recipient_id=0)
+    template = Notification(title="limits", recipient_id=0, seq=first_seq)
     fields = [f for f in Notification._meta.concrete_fields if not f.primary_key and f.attname != "recipient_id"]
-    values: list[Any] = []
-    select = ["id"]
-    for f in fields:
-        if f.attname == "seq":
-            select.append("%s")
-            values.append(first_seq)
-        else:
-            select.append("%s")
-            values.append(f.get_db_prep_save(getattr(template, f.attname), connection))
+    values = [f.get_db_prep_save(getattr(template, f.attname), connection) for f in fields]
     columns = ", ".join([qn("recipient_id"), *(qn(f.column) for f in fields)])
-    sql = f"INSERT INTO {qn(table)} ({columns}) SELECT {', '.join(select)} FROM auth_user WHERE is_active"
+    select = ", ".join(["id", *("%s" for _ in fields)])
+    sql = f"INSERT INTO {qn(table)} ({columns}) SELECT {select} FROM auth_user WHERE is_active"
 
     def run() -> None:
         with connection.cursor() as cursor:
