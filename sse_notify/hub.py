@@ -497,18 +497,15 @@ class Hub:
     async def aclose(self) -> None:
         """Stop the hub's tasks and leave its groups (tests, shutdown): a stopped process
         must not stay in the broadcast group (channels_redis would keep it 24 h)."""
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _cancel(list(self._tasks))
         if self.layer is not None and self.channel is not None:
             groups = [BROADCAST_GROUP, *(user_group(u) for u in self.joined | set(self.users))]
             leaves = [asyncio.ensure_future(self.layer.group_discard(g, self.channel)) for g in groups]
             _, pending = await asyncio.wait(leaves, timeout=LEAVE_TIMEOUT)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*leaves, return_exceptions=True)
+            await _cancel(list(pending))
+            for task in leaves:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: a failed leave is not logged as never retrieved
         self.joined.clear()
         self.broadcast_joined = False
         self.users.clear()
@@ -748,6 +745,27 @@ class Hub:
             if self.channel is not None and polls % 600 == 0:
                 # channels-redis forgets group members after group_expiry (24 h): join again.
                 self._forget_membership()
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait for them, at most ``LEAVE_TIMEOUT`` per round.
+
+    Bounded, because a layer's clean-up on cancel can wait forever: channels_redis's
+    pub/sub ``receive`` unsubscribes when cancelled, and that can wait for a connection
+    that never comes (channels_redis#319); the hub's receive loop then never ended and a
+    stopping process (or a test's teardown) hung. A second cancel interrupts such a
+    clean-up; a task that survives it is left to the loop.
+    """
+    for _ in range(2):
+        if not tasks:
+            return
+        for task in tasks:
+            task.cancel()
+        _, still = await asyncio.wait(tasks, timeout=LEAVE_TIMEOUT)
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the loop does not log it as never retrieved
+        tasks = list(still)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
