@@ -529,6 +529,12 @@ class _Columns:
                 if not pg and any(type(v) is str and "\x00" in v for v in values):
                     # SQLite's json_extract ends text at a NUL; Django's path binds it whole.
                     return None
+                if pg:
+                    # Text with surrogates fails to encode here, as on Django's path. In the
+                    # document it would be escaped as JSON "\udXXX", which jsonb turns into
+                    # another character (a pair: the row would not hold the text given) or
+                    # refuses as a DataError (a lone one).
+                    "".join(v for v in values if type(v) is str).encode()
             varying.append((f, values))
         if len(encoders) > 1:
             return None

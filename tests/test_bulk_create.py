@@ -222,6 +222,14 @@ def test_text_that_no_database_keeps_whole_is_refused_or_kept_exactly(make_user:
     list and admin pages failed on reading the row; a NUL cut the title short.)"""
     alice, bob = make_user("alice"), make_user("bob")
     refused = (UnicodeEncodeError, DataError)
+    # A lone surrogate, and a pair of them (PostgreSQL's jsonb made the pair one character:
+    # the row held other text than the caller's object; outside attack of 2026-12-02).
+    for text in ("a\ud800b", "x\ud83d\ude00"):
+        with pytest.raises(UnicodeEncodeError), transaction.atomic():
+            Notification.objects.bulk_create(
+                [Notification(recipient=alice, title="t", body=text), Notification(recipient=bob, title="t", body="y")]
+            )
+        assert not Notification.objects.exists()
     with pytest.raises(refused), transaction.atomic():
         Notification.objects.bulk_create(
             [Notification(recipient=alice, title="a\ud800b"), Notification(recipient=bob, title="other", body="x")]
