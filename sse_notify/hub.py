@@ -83,6 +83,14 @@ class StreamLimitExceeded(Exception):
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
 
+    def retry_ms(self) -> int:
+        """How long the refused client is asked to wait. Over a cap: ten reconnection
+        delays, so that refusals do not become a reconnect storm. A stopping server:
+        one, as for the streams it ends (a deploy's clients resume on another process,
+        or here after the restart, not 30 s later)."""
+        base = int(app_settings.RETRY_MS)
+        return base if self.code == "server_stopping" else base * 10
+
 
 class Subscription:
     """One open stream's mailbox. ``cursor`` is the last seq its client was sent.

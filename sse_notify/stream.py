@@ -298,10 +298,10 @@ class StreamLife:
         try:
             self.sub = sub = await get_hub().subscribe(self.user_id, self.ip, self.session_key, self.probe, self.linger)
         except StreamLimitExceeded as exc:
-            # Requests that raced past the view's check together: the status is sent
-            # already, so end at once and ask the browser to wait before retrying.
+            # Requests that raced past the view's check together (or the server began to
+            # stop): the status is sent already, so end at once and say when to retry.
             self._end(exc.code)
-            return encode_comment(exc.code) + encode_event(retry=int(app_settings.RETRY_MS) * 10)
+            return encode_comment(exc.code) + encode_event(retry=exc.retry_ms())
         if self.request_thread:
             # Whatever middleware opened in this request's own thread is released now.
             await sync_to_async(db.close_request_connections, thread_sensitive=True)()
@@ -640,7 +640,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     try:
         get_hub().check_limits(user.pk, ip)
     except StreamLimitExceeded as exc:
-        return come_back_later(exc.code, int(app_settings.RETRY_MS) * 10, headers)
+        return come_back_later(exc.code, exc.retry_ms(), headers)
     body = stream_body(
         user.pk,
         ip,

@@ -249,6 +249,27 @@ async def test_too_many_streams_from_one_address_get_a_long_retry(fresh_hub, mak
     assert fresh_hub.count == 0 and dict(fresh_hub.per_ip) == {}
 
 
+async def test_a_stopping_server_asks_for_the_usual_reconnect_not_the_long_one(fresh_hub, make_user):
+    """During a deploy a client that reaches a stopping process comes back after one
+    reconnection delay, as the streams it ends do (outside attack: it was told 30 s,
+    the wait for a cap, and the browser kept that delay for its later reconnects)."""
+    alice = await sync_to_async(make_user)()
+    with sse_settings(RETRY_MS=2000):
+        fresh_hub.stopping = True
+        refused = await open_stream(alice)
+        await refused.read_to_end()
+        assert refused.status == 200 and refused.ended
+        assert refused.parser.comments == ["server_stopping"] and refused.events() == []
+        assert refused.parser.retry == 2000
+        assert refused.headers[b"Retry-After"] == b"2"
+        fresh_hub.stopping = False
+        with sse_settings(RETRY_MS=2000, MAX_STREAMS_PER_USER=0):
+            capped = await open_stream(alice)
+            await capped.read_to_end()
+            assert capped.parser.comments == ["too_many_streams"] and capped.parser.retry == 20_000
+    assert fresh_hub.count == 0
+
+
 async def test_a_request_body_on_the_stream_is_ignored(fresh_hub, make_user):
     alice = await sync_to_async(make_user)()
     cookie = await sync_to_async(session_cookie)(alice)
