@@ -39,8 +39,13 @@ def json_methods(*methods: str) -> Callable[[Callable[..., Any]], Callable[..., 
     The JSON endpoints answer every failure as ``{"error", "detail"}``; Django's
     decorator answers an empty ``text/html`` 405, the one odd answer a client
     would have to special-case. Works on sync and async views (the stream).
+
+    A view that only reads (GET, HEAD, OPTIONS) is also exempt from CSRF: it changes
+    nothing, and a POST or DELETE to it would otherwise meet the CSRF middleware's
+    HTML 403 before this JSON 405.
     """
     allowed = sorted({method.upper() for method in methods})
+    read_only = set(allowed) <= {"GET", "HEAD", "OPTIONS"}
 
     def refuse(request: HttpRequest) -> HttpResponse | None:
         if request.method in allowed:
@@ -62,13 +67,15 @@ def json_methods(*methods: str) -> Callable[[Callable[..., Any]], Callable[..., 
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
                 return refuse(request) or await view(request, *args, **kwargs)
 
-            return markcoroutinefunction(async_wrapper)
+            wrapped: Callable[..., Any] = markcoroutinefunction(async_wrapper)
+        else:
 
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return refuse(request) or view(request, *args, **kwargs)
+            @wraps(view)
+            def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                return refuse(request) or view(request, *args, **kwargs)
 
-        return wrapper
+            wrapped = wrapper
+        return csrf_exempt(wrapped) if read_only else wrapped
 
     return decorator
 

@@ -211,6 +211,21 @@ def test_wrong_method_is_a_json_405(alice_client: Client, method: str, name: str
     assert response["Allow"] == allow
 
 
+@pytest.mark.parametrize("name", ["sse_notify:list", "sse_notify:unread_count", "sse_notify:stream"])
+@pytest.mark.parametrize("method", ["post", "delete"])
+@pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "signed-in"])
+def test_wrong_method_on_a_read_only_endpoint_is_json_without_a_csrf_token(
+    user: Any, name: str, method: str, signed_in: bool
+) -> None:
+    """They change nothing, so no CSRF check: the answer was the CSRF middleware's HTML 403."""
+    client = Client(enforce_csrf_checks=True)
+    if signed_in:
+        client.force_login(user)
+    response = getattr(client, method)(reverse(name))
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
 @pytest.mark.parametrize("pk", ["99999999999999999999999", "9223372036854775808", "-5", "1e3", "abc"])
 @pytest.mark.parametrize("accept", ["application/json", "text/html"])
 def test_inbox_post_with_an_impossible_id_is_a_404_and_changes_nothing(user: Any, pk: str, accept: str) -> None:
