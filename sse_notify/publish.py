@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,12 @@ PUBLISH_TIMEOUT = 2.0
 #: group, instead of once per user group. 0 turns per-user groups off: every
 #: process receives every send (the benchmark's ``redis-all`` target).
 GROUP_SEND_THRESHOLD = 16
+#: Seconds between two warnings of failed publishes in one process: a sender in a
+#: loop would otherwise log every send of a Redis outage (the hubs' own warnings
+#: and the database's errors are limited alike).
+WARN_INTERVAL = 10.0
+_quiet_until = 0.0
+_unlogged = 0
 
 Send = tuple[str, dict[str, Any]]
 
@@ -140,11 +147,23 @@ def _publish(sends: list[Send]) -> None:
     try:
         async_to_sync(_send_all)(layer, sends)
     except Exception as exc:
-        logger.warning(
-            "sse_notify: publish to channel layer failed (%s: %s); streams will find the notifications in the database",
-            type(exc).__name__,
-            exc,
-        )
+        _warn_failed(exc)
+
+
+def _warn_failed(exc: Exception) -> None:
+    global _quiet_until, _unlogged
+    now = time.monotonic()
+    if now < _quiet_until:
+        _unlogged += 1
+        return
+    _quiet_until = now + WARN_INTERVAL
+    more, _unlogged = _unlogged, 0
+    logger.warning(
+        "sse_notify: publish to channel layer failed (%s: %s); streams will find the notifications in the database%s",
+        type(exc).__name__,
+        exc,
+        f" ({more} more failed publish(es) since the last warning)" if more else "",
+    )
 
 
 def created_sends(notifications: Iterable[Notification]) -> list[Send]:

@@ -265,6 +265,31 @@ def test_no_channel_layer_keeps_the_row_and_warns(user: Any, caplog: Any) -> Non
     assert "channel layer" in caplog.text
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_redis_keeps_the_rows_and_warns_once_per_interval(user: Any, caplog: Any, monkeypatch: Any) -> None:
+    """A sender in a loop during a Redis outage logged every send (outside attack: 130 lines)."""
+    from sse_notify import publish
+    from tests.support import free_port, redis_layers
+
+    monkeypatch.setattr(publish, "_quiet_until", 0.0)
+    monkeypatch.setattr(publish, "_unlogged", 0)
+    with override_settings(CHANNEL_LAYERS=redis_layers(f"redis://127.0.0.1:{free_port()}/0")):  # nothing listens
+        channel_layers.backends.clear()
+        try:
+            for i in range(5):
+                send_notification(user, f"kept {i}")
+            warned = [r.getMessage() for r in caplog.records if "publish to channel layer failed" in r.getMessage()]
+            assert len(warned) == 1 and "more failed" not in warned[0]
+            monkeypatch.setattr(publish, "_quiet_until", 0.0)  # the interval is over
+            send_notification(user, "kept 5")
+        finally:
+            channel_layers.backends.clear()
+    warned = [r.getMessage() for r in caplog.records if "publish to channel layer failed" in r.getMessage()]
+    assert len(warned) == 2
+    assert "(4 more failed publish(es) since the last warning)" in warned[1]
+    assert Notification.objects.filter(recipient=user).count() == 6
+
+
 # -- scale ---------------------------------------------------------------------------------------
 
 
