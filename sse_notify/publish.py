@@ -161,7 +161,7 @@ def _warn_failed(exc: Exception) -> None:
     logger.warning(
         "sse_notify: publish to channel layer failed (%s: %s); streams will find the notifications in the database%s",
         type(exc).__name__,
-        exc,
+        str(exc) or f"no answer within {PUBLISH_TIMEOUT} s",  # a timeout's own text is empty
         f" ({more} more failed publish(es) since the last warning)" if more else "",
     )
 

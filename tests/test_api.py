@@ -290,6 +290,25 @@ def test_a_dead_redis_keeps_the_rows_and_warns_once_per_interval(user: Any, capl
     assert Notification.objects.filter(recipient=user).count() == 6
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_layer_that_never_answers_is_named_in_the_warning(user: Any, caplog: Any, monkeypatch: Any) -> None:
+    """A timeout's own text is empty: the warning said "(TimeoutError: )" (outside attack)."""
+    import asyncio
+
+    from sse_notify import publish
+
+    class Silent:
+        async def group_send(self, group: str, message: Any) -> None:
+            await asyncio.Event().wait()
+
+    monkeypatch.setattr(publish, "_quiet_until", 0.0)
+    monkeypatch.setattr(publish, "get_layer", Silent)
+    with override_constants({"sse_notify.publish.PUBLISH_TIMEOUT": 0.1}):
+        send_notification(user, "kept")
+    assert "(TimeoutError: no answer within 0.1 s)" in caplog.text
+    assert Notification.objects.filter(recipient=user, title="kept").exists()
+
+
 # -- scale ---------------------------------------------------------------------------------------
 
 
