@@ -82,6 +82,8 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 #: A claim older than this that is not marked sent was interrupted (crash, kill).
 STALE_CLAIM = timedelta(hours=1)
+#: Breaks of the connection after which the rest of a batch waits for the next pass.
+BREAKS_PER_BATCH = 2
 #: Seconds an SMTP connection may wait on the server when the project sets no
 #: ``EMAIL_TIMEOUT``: past it the pass gives the batch back to the queue.
 SMTP_TIMEOUT = 30.0
@@ -425,23 +427,21 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
     failed: list[int] = []
     later: list[int] = []  # not taken, certainly: back in the queue for the next pass
     breaks = 0  # messages the connection broke under (each cost up to a timeout)
-    gone = False  # the server is not taking mail now: the rest of the batch waits
     try:
         for user, items in _messages(mode, rows):
             pks = [n.pk for n in items]
             # A message the connection broke under before its body was written goes once
             # more over a new connection. A second break in the batch means the server is
             # not taking mail now: the rest waits for the next pass (a timeout or two per
-            # batch, not one per message).
-            decided = False
-            while not gone:
+            # batch, not one per message). The loop's else: it waits.
+            while breaks < BREAKS_PER_BATCH:
                 if not _connected(link.connection):
                     try:
                         link.open()
                     except Exception:
                         logger.exception("The mail server went away; the rest of the batch stays queued.")
-                        gone = True
-                        break
+                        breaks = BREAKS_PER_BATCH
+                        continue
                 link.body_sent = False
                 try:
                     message = composer.message(user, items, mode)
@@ -452,11 +452,10 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
                     untaken = link.untaken(exc)
                     if untaken or (not _connected(link.connection) and not _closing_in_order(exc)):
                         breaks += 1
-                        gone = breaks >= 2
                     if untaken:
                         link.close()
                         logger.warning("The mail server broke the connection before the message: %s", exc)
-                        continue  # once more over a new connection, unless gone
+                        continue  # once more over a new connection, unless that was the second break
                     if _try_later(exc):
                         # The server said "not now" (a 4xx reply: rate limit, greylisting): it
                         # did not take the message, so it goes again next pass.
@@ -468,12 +467,10 @@ def _send(mode: str, token: str, rows: list[Notification], composer: Composer, u
                         failed.extend(pks)
                     if not link.reset():
                         breaks += 1
-                        gone = breaks >= 2
                 else:
                     report.emails += 1
-                decided = True
                 break
-            if not decided:
+            else:
                 later.extend(pks)
     finally:
         link.close()

@@ -509,11 +509,8 @@ class Hub:
         if self.layer is not None and self.channel is not None:
             groups = [BROADCAST_GROUP, *(user_group(u) for u in self.joined | set(self.users))]
             leaves = [asyncio.ensure_future(self.layer.group_discard(g, self.channel)) for g in groups]
-            _, pending = await asyncio.wait(leaves, timeout=LEAVE_TIMEOUT)
-            await _cancel(list(pending))
-            for task in leaves:
-                if task.done() and not task.cancelled():
-                    task.exception()  # retrieved: a failed leave is not logged as never retrieved
+            await asyncio.wait(leaves, timeout=LEAVE_TIMEOUT)
+            await _cancel(leaves)  # those still pending (cancelling a finished one does nothing)
         self.joined.clear()
         self.broadcast_joined = False
         self.users.clear()
